@@ -1,0 +1,63 @@
+"""dlib's ResNet face descriptor (dlib_face_recognition_resnet_model_v1, 128-d).
+
+Two framings, chosen by the registry entry's `options.chip`:
+  template  the original solution's: the 150x150 ArcFace-template crop fed straight to
+            compute_face_descriptor (a framing the network never saw in training);
+  dlib      dlib's own: the 5-point shape predictor on the aligned crop, then
+            get_face_chip(150, padding 0.25), the framing dlib's network was trained on.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+
+import numpy as np  # noqa: E402
+
+from shared.contract import Backbone, main  # noqa: E402
+
+CHIP_SIZE, CHIP_PADDING = 150, 0.25
+
+
+class Dlib(Backbone):
+    family = "dlib"
+    default_batch_size = 32
+
+    def __init__(self, entry, weights_dir, batch_size):
+        Backbone.__init__(self, entry, weights_dir, batch_size)
+        import dlib
+
+        self.dlib = dlib
+        self.chip = entry.get("options", {}).get("chip", "template")
+        if self.chip not in ("template", "dlib"):
+            raise ValueError("options.chip must be 'template' or 'dlib', got %r" % self.chip)
+        self.model = dlib.face_recognition_model_v1(
+            os.path.join(weights_dir, "dlib_face_recognition_resnet_model_v1.dat"))
+        if self.chip == "dlib":
+            self.shape = dlib.shape_predictor(os.path.join(weights_dir, "shape_predictor_5_face_landmarks.dat"))
+            self.detector = dlib.get_frontal_face_detector()
+
+    def _face_box(self, image):
+        """dlib's HOG box if it finds a face, else the box it gives on a typical aligned crop."""
+        found = self.detector(image, 0)
+        if len(found):
+            return max(found, key=lambda r: r.area())
+        height, width = image.shape[:2]
+        return self.dlib.rectangle(int(0.18 * width), int(0.22 * height),
+                                   int(0.82 * width), int(0.86 * height))
+
+    def _dlib_chip(self, image):
+        shape = self.shape(image, self._face_box(image))
+        return self.dlib.get_face_chip(image, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
+
+    def embed(self, images):
+        if self.chip == "dlib":
+            images = [self._dlib_chip(image) for image in images]
+        descriptors = self.model.compute_face_descriptor([np.ascontiguousarray(i) for i in images])
+        return np.array([np.array(d) for d in descriptors], dtype=np.float32)
+
+    def versions(self):
+        return {"dlib": self.dlib.__version__, "chip": self.chip}
+
+
+if __name__ == "__main__":
+    main(Dlib)

@@ -1,0 +1,53 @@
+"""InsightFace backbones on MXNet: any `model-symbol.json` + `model-0000.params` (output `fc1`).
+
+Run as `python services/insightface/embed.py --model model4_insightface ...` (the embed
+contract, shared/contract.py).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+
+# MXNet 1.9.1's MKLDNN kernels leave y1's output in a layout asnumpy() rejects
+# ("Check failed: !IsMKLDNNData()"); the plain CPU kernels give correct results.
+os.environ.setdefault("MXNET_MKLDNN_ENABLED", "0")
+os.environ.setdefault("MXNET_STORAGE_FALLBACK_LOG_VERBOSE", "0")
+
+import numpy as np  # noqa: E402
+
+from shared.contract import Backbone, main, to_batch  # noqa: E402
+
+
+class InsightFace(Backbone):
+    family = "insightface"
+    default_batch_size = 64
+
+    def __init__(self, entry, weights_dir, batch_size):
+        Backbone.__init__(self, entry, weights_dir, batch_size)
+        import mxnet as mx
+
+        self.mx = mx
+        width, height = (int(v) for v in entry["input"]["crop"].split("x"))
+        symbol, arg_params, aux_params = mx.model.load_checkpoint(os.path.join(weights_dir, "model"), 0)
+        layer = entry["output"]["layer"]
+        internals = symbol.get_internals()
+        if layer + "_output" not in internals.list_outputs():
+            raise ValueError("%s has no layer '%s'" % (os.path.join(weights_dir, "model-symbol.json"), layer))
+        self.module = mx.mod.Module(symbol=internals[layer + "_output"], context=mx.cpu(), label_names=None)
+        self.module.bind(data_shapes=[("data", (batch_size, 3, height, width))], for_training=False)
+        self.module.set_params(arg_params, aux_params, allow_missing=False)
+
+    def embed(self, images):
+        batch = to_batch(images, self.entry, layout="NCHW")
+        count = len(batch)
+        if count < self.batch_size:  # the module is bound to one batch shape: pad the last one
+            batch = np.concatenate([batch, np.zeros((self.batch_size - count,) + batch.shape[1:], np.float32)])
+        self.module.forward(self.mx.io.DataBatch(data=[self.mx.nd.array(batch)]), is_train=False)
+        return self.module.get_outputs()[0].asnumpy()[:count]
+
+    def versions(self):
+        return {"mxnet": self.mx.__version__, "mkldnn": os.environ.get("MXNET_MKLDNN_ENABLED")}
+
+
+if __name__ == "__main__":
+    main(InsightFace)

@@ -1,0 +1,120 @@
+"""Read the model registry (shared/models.yaml) and check a model's weight files."""
+from __future__ import absolute_import, division, print_function
+
+import copy
+import os
+
+import yaml
+
+from shared.storage import sha256_file
+
+REGISTRY_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models.yaml")
+
+
+class WeightsError(Exception):
+    """Weight files missing or not the published ones; the message says what and where."""
+
+
+def _merge(base, override):
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+class Registry(object):
+    def __init__(self, data, path=REGISTRY_PATH):
+        self.path = path
+        self.groups = data["groups"]
+        self.head_defaults = data["head_defaults"]
+        self.models = data["models"]
+
+    def names(self, family=None, original=None):
+        return [name for name, entry in sorted(self.models.items())
+                if (family is None or entry["family"] == family)
+                and (original is None or bool(entry.get("original")) == original)]
+
+    def model(self, name):
+        if name not in self.models:
+            raise KeyError("unknown model '%s' (known: %s)" % (name, ", ".join(self.names())))
+        entry = copy.deepcopy(self.models[name])
+        entry["name"] = name
+        entry["head"] = _merge(self.head_defaults, entry.get("head"))
+        return entry
+
+    def problems(self):
+        """Inconsistencies in the registry, as readable strings (empty when all is well)."""
+        found = []
+        for step in ("step4", "step7"):
+            total = sum(group[step] for group in self.groups.values())
+            if abs(total - 1.0) > 1e-9:
+                found.append("group weights for %s sum to %.6f, not 1" % (step, total))
+        for group in self.groups:
+            within = [self.models[n]["ensemble"]["within"] for n in self.models
+                      if self.models[n]["ensemble"]["group"] == group]
+            if within and abs(sum(within) - 1.0) > 1e-9:
+                found.append("within-group weights of '%s' sum to %.6f, not 1" % (group, sum(within)))
+        distance = sum(entry["ensemble"]["distance"] for entry in self.models.values())
+        if abs(distance - 1.0) > 1e-9:
+            found.append("distance weights sum to %.6f, not 1" % distance)
+        for name, entry in sorted(self.models.items()):
+            for key in ("family", "weights", "input", "output", "embed", "ensemble"):
+                if key not in entry:
+                    found.append("%s: missing '%s'" % (name, key))
+            if entry["ensemble"]["group"] not in self.groups:
+                found.append("%s: unknown group '%s'" % (name, entry["ensemble"]["group"]))
+        return found
+
+
+def load(path=None):
+    path = path or REGISTRY_PATH
+    with open(path) as f:
+        return Registry(yaml.safe_load(f), path)
+
+
+def _package_dir(package):
+    try:
+        module = __import__(package)
+    except ImportError:
+        return None
+    return os.path.join(os.path.dirname(os.path.abspath(module.__file__)), "models")
+
+
+def weights_dir(entry, weights_root=None, override=None):
+    """Where the model's files are: --weights if given, else <root>/<dir>, else its package."""
+    if override:
+        return override
+    if weights_root:
+        candidate = os.path.join(weights_root, entry["weights"]["dir"])
+        if os.path.isdir(candidate) or not entry["weights"].get("package"):
+            return candidate
+    package = entry["weights"].get("package")
+    if package:
+        found = _package_dir(package)
+        if found:
+            return found
+    return os.path.join(weights_root or "weights", entry["weights"]["dir"])
+
+
+def check_weights(entry, folder, verify=True):
+    """Return {file: sha256} for the model's files in `folder`, or raise WeightsError."""
+    files = entry["weights"]["files"]
+    missing = [name for name in files if not os.path.isfile(os.path.join(folder, name))]
+    if missing:
+        raise WeightsError(
+            "model '%s': missing weight file(s) %s in %s. Put the files there (or pass "
+            "--weights DIR). They are distributed as: %s"
+            % (entry["name"], ", ".join(missing), os.path.abspath(folder), entry["weights"]["source"]))
+    digests = {}
+    for name, expected in sorted(files.items()):
+        path = os.path.join(folder, name)
+        digests[name] = sha256_file(path)
+        if verify and expected and digests[name] != expected:
+            raise WeightsError(
+                "model '%s': %s has sha256 %s, expected %s (a different or damaged file; the "
+                "published one is: %s)" % (entry["name"], path, digests[name], expected,
+                                           entry["weights"]["source"]))
+    return digests

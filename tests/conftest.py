@@ -1,0 +1,54 @@
+"""Shared fixtures: where the real data and weights are (invoke.yaml, FACES_* overrides)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from shared import settings as settings_mod  # noqa: E402
+
+SETTINGS = settings_mod.load()
+LFW = os.path.join(SETTINGS["data_dir"], "lfw-112x112-dev", "images")
+WEIGHTS = SETTINGS["weights_dir"]
+
+
+def require(path):
+    if not os.path.exists(path):
+        pytest.fail("%s is missing: these tests read the real data/weights; point FACES_DATA_DIR "
+                    "/ FACES_WEIGHTS_DIR at your copies" % path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def lfw():
+    return require(LFW)
+
+
+@pytest.fixture(scope="session")
+def weights_root():
+    return require(WEIGHTS)
+
+
+def lfw_people(count, per_person=2):
+    """`count` identities with at least `per_person` images, in sorted order, from the LFW crops."""
+    found = []
+    for name in sorted(os.listdir(require(LFW))):
+        images = sorted(os.listdir(os.path.join(LFW, name)))
+        if len(images) >= per_person:
+            found.append((name, [os.path.join(name, i) for i in images[:per_person]]))
+            if len(found) == count:
+                return found
+    raise AssertionError("not enough identities in %s" % LFW)
+
+
+def run_service(service, args, env=None):
+    """Run a service's embed entrypoint in its own venv; return (exit code, stdout+stderr)."""
+    from shared.runner import LocalRunner
+
+    runner = LocalRunner()
+    proc = subprocess.run(runner.command(service, "embed", args), capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=ROOT, **(env or {})))
+    return proc.returncode, proc.stdout + proc.stderr
