@@ -1,0 +1,86 @@
+"""FaceNet backbones on TensorFlow (davidsandberg/facenet's TF1 graphs, run through tf.compat.v1).
+
+Run as `python services/facenet/embed.py --model model6_facenet ...` (the embed contract,
+shared/contract.py). FaceNet releases ship a model in two formats, and the files the registry
+entry lists say which one to load:
+  - a frozen graph: one `.pb` GraphDef;
+  - a meta graph + checkpoint: `model-X.meta` plus the checkpoint's `model-X.ckpt-N.index`
+    (and its `.data-*` shards), restored with Saver as facenet.load_model does.
+Either way the graph is FaceNet's interface: `input:0` (float32 N x 160 x 160 x 3, prewhitened
+RGB), `phase_train:0` (bool, fed False: batch norm uses its moving averages) and the output
+tensor the registry names (`embeddings:0`, L2-normalised N x 512).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+
+from shared.contract import EXIT_BACKEND, Backbone, ContractError, main, to_batch  # noqa: E402
+
+INPUT_TENSOR = "input:0"
+PHASE_TRAIN_TENSOR = "phase_train:0"
+
+
+def graph_files(entry, weights_dir):
+    """('frozen', path of the .pb) or ('checkpoint', (path of the .meta, checkpoint prefix))."""
+    names = sorted(entry["weights"]["files"])
+    frozen = [n for n in names if n.endswith(".pb")]
+    metas = [n for n in names if n.endswith(".meta")]
+    indexes = [n for n in names if n.endswith(".index")]
+    if len(frozen) == 1 and not metas:
+        return "frozen", os.path.join(weights_dir, frozen[0])
+    if len(metas) == 1 and len(indexes) == 1 and not frozen:
+        prefix = indexes[0][:-len(".index")]
+        return "checkpoint", (os.path.join(weights_dir, metas[0]), os.path.join(weights_dir, prefix))
+    raise ContractError(EXIT_BACKEND, "model '%s': the registry must list either one frozen .pb, or one "
+                        ".meta plus its checkpoint's .index (and .data-* files); it lists %s"
+                        % (entry["name"], names))
+
+
+class FaceNet(Backbone):
+    family = "facenet"
+    default_batch_size = 32
+
+    def __init__(self, entry, weights_dir, batch_size):
+        Backbone.__init__(self, entry, weights_dir, batch_size)
+        import tensorflow as tf
+
+        self.tf = tf
+        tf1 = tf.compat.v1
+        self.format, paths = graph_files(entry, weights_dir)
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.session = tf1.Session(graph=self.graph)
+            if self.format == "frozen":
+                graph_def = tf1.GraphDef()
+                with open(paths, "rb") as f:
+                    graph_def.ParseFromString(f.read())
+                tf1.import_graph_def(graph_def, name="")
+                source = paths
+            else:
+                meta, prefix = paths
+                saver = tf1.train.import_meta_graph(meta, clear_devices=True)
+                saver.restore(self.session, prefix)
+                source = meta
+        self.input, self.phase_train, self.output = [
+            self._tensor(name, source) for name in (INPUT_TENSOR, PHASE_TRAIN_TENSOR, entry["output"]["layer"])]
+
+    def _tensor(self, name, source):
+        try:
+            return self.graph.get_tensor_by_name(name)
+        except (KeyError, ValueError):
+            raise ContractError(EXIT_BACKEND, "%s has no tensor '%s' (a FaceNet graph feeds %s and %s)"
+                                % (source, name, INPUT_TENSOR, PHASE_TRAIN_TENSOR))
+
+    def embed(self, images):
+        batch = to_batch(images, self.entry, layout="NHWC")
+        return self.session.run(self.output, feed_dict={self.input: batch, self.phase_train: False})
+
+    def versions(self):
+        return {"tensorflow": self.tf.__version__, "format": self.format}
+
+
+if __name__ == "__main__":
+    main(FaceNet)
