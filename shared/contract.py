@@ -117,12 +117,18 @@ def parse_shard(text):
     return index, count
 
 
-def shard_bounds(total, shard):
-    """Rows [start, stop) of shard (I, N): contiguous, so shards concatenate in order."""
+def shard_bounds(total, shard, align=1):
+    """Rows [start, stop) of shard (I, N): contiguous, so shards concatenate in order. Inner
+    boundaries fall on multiples of `align` (the images of one forward batch), so a sharded
+    run feeds the framework exactly the batches an unsharded run does: same numbers, bit
+    for bit, not just to float tolerance."""
     if shard is None:
         return 0, total
-    index, count = shard
-    return total * index // count, total * (index + 1) // count
+
+    def boundary(k):
+        return total if k == shard[1] else min(total, total * k // shard[1] // align * align)
+
+    return boundary(shard[0]), boundary(shard[0] + 1)
 
 
 def output_prefix(split, shard):
@@ -185,11 +191,9 @@ def _l2(array):
 class _Job(object):
     """One run of the entrypoint: resolved arguments plus the resumable chunk loop."""
 
-    def __init__(self, args, entry, names, start):
+    def __init__(self, args, entry):
         self.args = args
         self.entry = entry
-        self.names = names  # this shard's image paths
-        self.start = start  # row of names[0] in the full list
         self.size = crop_size(entry["input"]["crop"])
         self.normalize = bool(entry["output"].get("normalize"))
 
@@ -200,33 +204,28 @@ class _Job(object):
         for copy_number in range(self.args.augment):
             yield augment(image, self.args.seed, key, copy_number)
 
+    def per_image(self):
+        return 1 + int(self.args.flip) + self.args.augment
+
+    def group(self):
+        """Images whose views share forward batches. Batches never mix groups, and groups
+        are counted from row 0 of the full list, so batch contents do not depend on sharding,
+        chunking or resuming."""
+        return max(1, self.args.batch_size // self.per_image())
+
     def embed_chunk(self, backbone, names, counters, progress):
-        per_image = 1 + int(self.args.flip) + self.args.augment
-        results = [None] * (len(names) * per_image)
-        pending, slots = [], []
-
-        def flush():
-            if pending:
-                out = np.asarray(backbone.embed(pending), dtype=np.float32)
-                if out.shape != (len(pending), self.entry["output"]["dim"]):
-                    raise ContractError(EXIT_BACKEND, "model '%s' returned shape %s for a batch of "
-                                        "%d, expected (%d, %d)" % (self.entry["name"], out.shape,
-                                        len(pending), len(pending), self.entry["output"]["dim"]))
-                for slot, row in zip(slots, out):
-                    results[slot] = row
-                del pending[:], slots[:]
-
-        for number, name in enumerate(names):
-            image = _load_crop(os.path.join(self.args.images, name), self.size, counters)
-            for view_number, view in enumerate(self.views(image, name)):
-                pending.append(view)
-                slots.append(number * per_image + view_number)
-                if len(pending) == self.args.batch_size:
-                    flush()
-            if progress is not None:
-                progress.update(1)
-        flush()
-        stacked = np.stack(results).reshape(len(names), per_image, -1)
+        per_image, dim = self.per_image(), self.entry["output"]["dim"]
+        stacked = np.zeros((len(names), per_image, dim), np.float32)
+        for lo in range(0, len(names), self.group()):
+            views = []
+            for name in names[lo:lo + self.group()]:
+                image = _load_crop(os.path.join(self.args.images, name), self.size, counters)
+                views.extend(self.views(image, name))
+                if progress is not None:
+                    progress.update(1)
+            out = np.concatenate([self._forward(backbone, views[b:b + self.args.batch_size])
+                                  for b in range(0, len(views), self.args.batch_size)])
+            stacked[lo:lo + len(views) // per_image] = out.reshape(-1, per_image, dim)
         if self.normalize:
             stacked = _l2(stacked)
         arrays = {"embeddings": stacked[:, 0]}
@@ -235,6 +234,14 @@ class _Job(object):
         if self.args.augment:
             arrays["augment"] = stacked[:, 1 + int(self.args.flip):]
         return arrays
+
+    def _forward(self, backbone, batch):
+        out = np.asarray(backbone.embed(batch), dtype=np.float32)
+        if out.shape != (len(batch), self.entry["output"]["dim"]):
+            raise ContractError(EXIT_BACKEND, "model '%s' returned shape %s for a batch of %d, "
+                                "expected (%d, %d)" % (self.entry["name"], out.shape, len(batch),
+                                                       len(batch), self.entry["output"]["dim"]))
+        return out
 
 
 def _fingerprint(args, entry, names, start, digests):
@@ -263,7 +270,8 @@ def _run(backbone_cls, args):
         raise ContractError(EXIT_USAGE, "--augment must be >= 0, --batch-size and --chunk-size >= 1")
     all_names = read_list(args.list)
     shard = parse_shard(args.shard)
-    start, stop = shard_bounds(len(all_names), shard)
+    job = _Job(args, entry)
+    start, stop = shard_bounds(len(all_names), shard, align=job.group())
     names = all_names[start:stop]
     if not names:
         raise ContractError(EXIT_USAGE, "shard %s of %d images is empty" % (args.shard, len(all_names)))
@@ -292,7 +300,6 @@ def _run(backbone_cls, args):
         os.makedirs(partial)
         write_json(marker, fingerprint)
 
-    job = _Job(args, entry, names, start)
     load_started = time.time()
     try:
         backbone = backbone_cls(entry, folder, args.batch_size)
@@ -303,7 +310,8 @@ def _run(backbone_cls, args):
                             % (entry["name"], folder, type(exc).__name__, exc))
     load_seconds = time.time() - load_started
     counters = {"resized": 0}
-    chunks = [(lo, min(lo + args.chunk_size, len(names))) for lo in range(0, len(names), args.chunk_size)]
+    step = -(-args.chunk_size // job.group()) * job.group()  # whole groups per chunk
+    chunks = [(lo, min(lo + step, len(names))) for lo in range(0, len(names), step)]
     progress = _progress(len(names), entry["name"])
     embed_started = time.time()
     computed = 0
