@@ -8,8 +8,8 @@ Every task takes --workspace DIR (default from invoke.yaml), so several runs liv
 """
 from invoke import Collection
 
-from pipeline import align, bench, data, embed
+from pipeline import align, bench, data, embed, weights
 
 namespace = Collection()
-for module in (data, align, embed, bench):
+for module in (data, align, embed, bench, weights):
     namespace.add_collection(Collection.from_module(module))

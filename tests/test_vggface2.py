@@ -24,6 +24,7 @@ from shared import registry as registry_mod
 from shared.crops import derive_prealigned
 from shared.images import load_rgb
 from shared.runner import LocalRunner
+from test_python27 import _python27
 
 SERVICE = os.path.join(ROOT, "services", "vggface2")
 STAGES = [(64, 256, 3), (128, 512, 4), (256, 1024, 6), (512, 2048, 3)]  # ResNet-50: mid, out, blocks
@@ -229,6 +230,18 @@ def test_axpy_expansion_computes_a_times_x_plus_y():
     down = np.maximum(bn.mean(axis=(2, 3)) @ w["down"][0][:, :, 0, 0].T + w["down"][1], 0)
     prob = 1 / (1 + np.exp(-(down @ w["up"][0][:, :, 0, 0].T + w["up"][1])))
     np.testing.assert_allclose(got, prob[:, :, None, None] * bn + conv("proj", x), atol=1e-4)
+
+
+@pytest.mark.skipif(_python27() is None, reason="no Python 2.7 interpreter here (the Caffe image checks it)")
+def test_python27_rewrites_the_se_net_the_same_way():
+    """The network-definition code runs under Python 2.7 (numpy-free) with the same result."""
+    text, _ = vggface2_net("vggface2_senet50_128", width=0.125)
+    expected = prototxt.dump(prototxt.expand_axpy(prototxt.parse(text)))
+    proc = subprocess.run([_python27(), "-c", "import sys, prototxt; sys.stdout.write(prototxt.dump("
+                           "prototxt.expand_axpy(prototxt.parse(sys.stdin.read()))))"],
+                          input=text, cwd=SERVICE, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == expected and expected.count('type: "Reshape"') == 16
 
 
 # --- the eight VGGFace2 registry entries, generated ----------------------------------------------
