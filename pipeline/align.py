@@ -36,3 +36,32 @@ def prealigned(c, crops=None, workspace=None):
                                     progress=progress("align " + split))
         write_text(os.path.join(paths["aligned"], split + ".txt"), "".join(n + "\n" for n in names))
         print("aligned %s: %d images, %d new crop files (%s)" % (split, len(names), written, ", ".join(wanted)))
+
+
+@task(help={"detectors": "comma-separated chain of fallbacks (face-alignment, mtcnn, dlib), or auto: "
+                         "the original's order without the detectors whose weights are absent",
+            "crops": "comma-separated crop sizes (default: every size the registry uses)",
+            "blur_retry": "retry on blurred copies when no face is found (the original's rule)",
+            "weights": "NAME=DIR,...: folders of single detectors' files (e.g. face-alignment=~/fa)",
+            "runner": "local", "workspace": "workspace folder"})
+def run(c, detectors="auto", crops=None, blur_retry=True, weights=None, runner=None, workspace=None):
+    """Detect, take 5 landmarks and warp every train/test image onto the template (the align service)."""
+    from shared import runner as runner_mod
+    from shared.storage import write_text
+
+    config = load_config(workspace)
+    paths = workspace_paths(config["workspace"])
+    registry = registry_mod.load()
+    wanted = crops or ",".join(sorted(set(registry.model(n)["input"]["crop"] for n in registry.names())))
+    service_runner = runner_mod.get(runner or config["runner"])
+    for split, names in sorted(dataset_lists(paths["dataset"]).items()):
+        list_path = os.path.join(paths["aligned"], split + ".txt")
+        write_text(list_path, "".join(n + "\n" for n in names))
+        args = ["--images", os.path.join(paths["dataset"], split), "--list", list_path,
+                "--out", paths["aligned"], "--split", split, "--detectors", detectors,
+                "--crops", wanted, "--weights-root", config["weights_dir"]]
+        for pair in (weights.split(",") if weights else []):
+            args += ["--weights", pair]
+        if not blur_retry:
+            args.append("--no-blur-retry")
+        service_runner.run("align", "align", args)

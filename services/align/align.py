@@ -1,0 +1,262 @@
+"""The align service: detect, take 5 landmarks, warp onto the ArcFace template at every size.
+
+    align --images DIR --list FILE --out DIR [--split NAME] [--detectors auto|NAME,NAME...]
+          [--crops 112x112,150x150,...] [--weights-root DIR] [--weights NAME=DIR ...]
+          [--no-blur-retry] [--chunk-size N] [--no-verify]
+
+Writes, for split S (the embed contract's style, shared/contract.py):
+    <out>/<crop>/S/<image>   one aligned crop per listed image and crop size
+    <out>/no_face_S.txt      images no detector found a face in, even blurred; their crops are
+                             the whole image resized (bicubic), as the original did
+    <out>/S_faces.csv        image, status (face|blur|none), detector, blur sigma, score, faces
+                             found, and the 5 landmarks (x, y) in the source image
+    <out>/S_meta.json        detectors + weight sha256, crops, counts, timing, versions;
+                             written last, so its presence means the split is complete.
+Exit codes as the embed contract: 0 done or up to date, 2 bad arguments or list, 3 unreadable
+or missing image, 4 missing or mismatched weights, 5 the framework failed. Work is recorded in
+chunks under <out>/.S.partial/: an interrupted run resumes where it stopped.
+"""
+import argparse
+import os
+import platform
+import shutil
+import sys
+import time
+import warnings
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+
+# MXNet 1.9.1's MKLDNN kernels can leave outputs in a layout asnumpy() rejects (see
+# services/insightface/embed.py); the plain CPU kernels are correct.
+os.environ.setdefault("MXNET_MKLDNN_ENABLED", "0")
+os.environ.setdefault("MXNET_STORAGE_FALLBACK_LOG_VERBOSE", "0")
+# face_recognition_models (dlib's files) imports pkg_resources, which warns on every start.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+
+import numpy as np  # noqa: E402
+
+from services.align import detectors as detectors_mod  # noqa: E402
+from services.align import rules  # noqa: E402
+from shared.contract import (EXIT_BACKEND, EXIT_BAD_IMAGE, EXIT_OK, EXIT_USAGE,  # noqa: E402
+                             EXIT_WEIGHTS, ContractError, hash_names, read_list)
+from shared.images import ImageError, load_rgb, save_rgb  # noqa: E402
+from shared.registry import WeightsError  # noqa: E402
+from shared.storage import read_json, write_json, write_text  # noqa: E402
+from shared.template import CROP_SIZES  # noqa: E402
+
+ALIGN_VERSION = 1
+WRITABLE = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm")  # what shared.images.save_rgb writes
+JPEG_QUALITY = 98  # as the pre-aligned pass (shared/crops.py)
+CSV_HEADER = "image,status,detector,sigma,score,faces," + ",".join(
+    "%s%d" % (axis, k) for k in range(1, 6) for axis in "xy")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="align", description=__doc__.split("\n")[0])
+    parser.add_argument("--images", required=True, help="folder the list's paths are relative to")
+    parser.add_argument("--list", required=True, help="image list (one path a line, or a CSV with an 'image' column)")
+    parser.add_argument("--out", required=True, help="output folder (crops go to <out>/<crop>/<split>/)")
+    parser.add_argument("--split", default="images", help="split name (e.g. train, test)")
+    parser.add_argument("--detectors", default="auto",
+                        help="comma-separated chain of fallbacks (%s), or auto: the original's order, "
+                        "leaving out detectors whose files are absent" % ", ".join(sorted(detectors_mod.CLASSES)))
+    parser.add_argument("--crops", default=",".join(sorted(CROP_SIZES)), help="comma-separated crop sizes")
+    parser.add_argument("--weights-root", default=os.environ.get("FACES_WEIGHTS_DIR"),
+                        help="root of all weight folders (env FACES_WEIGHTS_DIR)")
+    parser.add_argument("--weights", action="append", default=[], metavar="NAME=DIR",
+                        help="folder of one detector's files, e.g. face-alignment=~/fa (repeatable)")
+    parser.add_argument("--no-blur-retry", action="store_true",
+                        help="only the image itself, no retries on blurred copies")
+    parser.add_argument("--chunk-size", type=int, default=64, help="images per resumable chunk")
+    parser.add_argument("--config", default=None, help="detector config YAML (default: detectors.yaml here)")
+    parser.add_argument("--no-verify", action="store_true", help="skip the sha256 check of weight files")
+    return parser
+
+
+def _overrides(pairs):
+    found = {}
+    for pair in pairs:
+        name, sep, folder = pair.partition("=")
+        if not sep or not name or not folder:
+            raise ContractError(EXIT_USAGE, "--weights must be NAME=DIR, got '%s'" % pair)
+        found[name] = os.path.expanduser(folder)
+    return found
+
+
+def _check_args(args, names):
+    crops = args.crops.split(",")
+    unknown = [c for c in crops if c not in CROP_SIZES]
+    if unknown:
+        raise ContractError(EXIT_USAGE, "unknown crop size(s) %s (known: %s)"
+                            % (", ".join(unknown), ", ".join(sorted(CROP_SIZES))))
+    if args.chunk_size < 1:
+        raise ContractError(EXIT_USAGE, "--chunk-size must be >= 1")
+    unwritable = [n for n in names if os.path.splitext(n)[1].lower() not in WRITABLE]
+    if unwritable:
+        raise ContractError(EXIT_USAGE, "cannot write crops named like '%s' (%d listed images): "
+                            "crops keep the image's name and are written as %s"
+                            % (unwritable[0], len(unwritable), "/".join(WRITABLE)))
+    missing = [n for n in names if not os.path.isfile(os.path.join(args.images, n))]
+    if missing:
+        raise ContractError(EXIT_BAD_IMAGE, "cannot read image '%s': no such file (%d of %d listed "
+                            "images are missing)" % (os.path.join(args.images, missing[0]),
+                                                     len(missing), len(names)))
+    return crops
+
+
+def _record(name, found):
+    """One faces.csv row (as a list) for an image and the chain's result (None: no face)."""
+    if found is None:
+        return [name, "none", "", "", "", 0] + [""] * 10
+    status = "face" if found.sigma == 0 else "blur"
+    points = [round(float(v), 3) for v in np.asarray(found.face.points).reshape(-1)]
+    return [name, status, found.detector, round(found.sigma, 3), round(found.face.score, 5),
+            found.count] + points
+
+
+def _align_chunk(args, names, crops, chain, progress):
+    records = []
+    for name in names:
+        image = load_rgb(os.path.join(args.images, name))
+        sigmas = (0.0,) if args.no_blur_retry else rules.BLUR_SIGMAS
+        try:
+            found = rules.find_face(image, chain, sigmas)
+        except Exception as exc:
+            raise ContractError(EXIT_BACKEND, "a detector failed on '%s': %s: %s"
+                                % (os.path.join(args.images, name), type(exc).__name__, exc))
+        if found is None:
+            outputs = rules.plain_resizes(image, crops)
+        else:
+            outputs = rules.crops_for(image, found.face.points, crops)
+        for crop, pixels in outputs.items():
+            save_rgb(os.path.join(args.out, crop, args.split, name), pixels, quality=JPEG_QUALITY)
+        records.append(_record(name, found))
+        if progress is not None:
+            progress.update(1)
+    return records
+
+
+def _progress(total, desc):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=not sys.stderr.isatty())
+
+
+def _versions(chain_objects):
+    import cv2
+
+    found = {"python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__}
+    for detector in chain_objects:
+        if detector.name == "mtcnn":
+            import mxnet
+
+            found["mxnet"] = mxnet.__version__
+        elif detector.name == "dlib":
+            import dlib
+
+            found["dlib"] = dlib.__version__
+        else:
+            found.update(detector.versions)
+    return found
+
+
+def _run(args):
+    names = read_list(args.list)
+    crops = _check_args(args, names)
+    config = detectors_mod.load_config(args.config)
+    wanted = args.detectors.split(",")
+    try:
+        chain, notes = detectors_mod.resolve_chain(config, wanted, args.weights_root,
+                                                   _overrides(args.weights), verify=not args.no_verify)
+    except KeyError as exc:
+        raise ContractError(EXIT_USAGE, exc.args[0])
+    except WeightsError as exc:
+        raise ContractError(EXIT_WEIGHTS, str(exc))
+    for note in notes:
+        sys.stderr.write("align: %s\n" % note)
+
+    fingerprint = {
+        "align": ALIGN_VERSION, "images": os.path.abspath(args.images), "list_hash": hash_names(names),
+        "names": len(names), "crops": crops, "blur_retry": not args.no_blur_retry,
+        "detectors": [[found["name"], digests] for found, _, digests in chain],
+        "chunk_size": args.chunk_size}
+    meta_path = os.path.join(args.out, args.split + "_meta.json")
+    if os.path.isfile(meta_path) and read_json(meta_path).get("fingerprint") == fingerprint:
+        print("align: %s is up to date (%d images)" % (meta_path, len(names)))
+        return
+    partial = os.path.join(args.out, "." + args.split + ".partial")
+    marker = os.path.join(partial, "fingerprint.json")
+    if os.path.isdir(partial) and (not os.path.isfile(marker) or read_json(marker) != fingerprint):
+        shutil.rmtree(partial)  # left by a run with other arguments: not resumable
+    if not os.path.isdir(partial):
+        os.makedirs(partial)
+        write_json(marker, fingerprint)
+
+    load_started = time.time()
+    try:
+        objects = [detectors_mod.load_detector(found, folder) for found, folder, _ in chain]
+    except Exception as exc:
+        raise ContractError(EXIT_BACKEND, "cannot load the detectors %s: %s: %s"
+                            % (", ".join(f["name"] for f, _, _ in chain), type(exc).__name__, exc))
+    load_seconds = time.time() - load_started
+    bounds = [(lo, min(lo + args.chunk_size, len(names))) for lo in range(0, len(names), args.chunk_size)]
+    progress = _progress(len(names), "align " + args.split)
+    started, computed = time.time(), 0
+    for lo, hi in bounds:
+        chunk_file = os.path.join(partial, "chunk-%08d.json" % lo)
+        if os.path.isfile(chunk_file):
+            progress.update(hi - lo)
+            continue
+        write_json(chunk_file, _align_chunk(args, names[lo:hi], crops, objects, progress))
+        computed += hi - lo
+    progress.close()
+    align_seconds = time.time() - started
+
+    records = []
+    for lo, _ in bounds:
+        records.extend(read_json(os.path.join(partial, "chunk-%08d.json" % lo)))
+    no_face = [row[0] for row in records if row[1] == "none"]
+    write_text(os.path.join(args.out, "no_face_%s.txt" % args.split), "".join(n + "\n" for n in no_face))
+    write_text(os.path.join(args.out, args.split + "_faces.csv"), CSV_HEADER + "\n" + "".join(
+        ",".join(str(v) for v in row) + "\n" for row in records))
+    by_detector = {}
+    for row in records:
+        if row[1] != "none":
+            by_detector[row[2]] = by_detector.get(row[2], 0) + 1
+    meta = {
+        "align": ALIGN_VERSION, "split": args.split, "crops": crops,
+        "detectors": [{"name": found["name"], "what": found["what"], "dir": os.path.abspath(folder),
+                       "files": digests, "verified": not args.no_verify}
+                      for found, folder, digests in chain],
+        "left_out": notes, "blur_sigmas": [] if args.no_blur_retry else [round(s, 3) for s in rules.BLUR_SIGMAS],
+        "counts": {"images": len(names), "face": sum(r[1] == "face" for r in records),
+                   "blur": sum(r[1] == "blur" for r in records), "no_face": len(no_face),
+                   "by_detector": by_detector},
+        "files": {"faces": args.split + "_faces.csv", "no_face": "no_face_%s.txt" % args.split},
+        "timing": {"load_s": round(load_seconds, 3), "align_s": round(align_seconds, 3),
+                   "images_computed": computed,
+                   "images_per_s": round(computed / max(align_seconds, 1e-9), 2)},
+        "versions": _versions(objects), "fingerprint": fingerprint,
+    }
+    write_json(meta_path, meta)
+    shutil.rmtree(partial)
+    print("align %s: %d images, %d with a face (%d after blurring), %d listed in no_face_%s.txt -> %s"
+          % (args.split, len(names), len(names) - len(no_face), meta["counts"]["blur"], len(no_face),
+             args.split, args.out))
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        _run(args)
+    except ContractError as exc:
+        sys.stderr.write("align: error: %s\n" % exc)
+        sys.exit(exc.code)
+    except ImageError as exc:
+        sys.stderr.write("align: error: %s\n" % exc)
+        sys.exit(EXIT_BAD_IMAGE)
+    sys.exit(EXIT_OK)
+
+
+if __name__ == "__main__":
+    main()
