@@ -1,7 +1,7 @@
 # Entry points: `make demo` (set up, build the LFW benchmark, embed it) and `make test`.
 PYTHON ?= python3.11
 VENVS := .venvs
-SERVICES := insightface dlib facenet vggface2
+SERVICES := insightface dlib facenet vggface2 align
 INVOKE := $(VENVS)/tasks/bin/invoke
 WORKSPACE ?= workspace
 
