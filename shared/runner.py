@@ -175,6 +175,11 @@ class DockerRunner(object):
             raise ServiceError(service, proc.returncode, command)
         self.built.add(service)
 
+    def size(self, service):
+        """The image's size in bytes."""
+        return int(subprocess.check_output([self.docker, "image", "inspect", "--format", "{{.Size}}",
+                                            self.image(service)]).decode())
+
     def run(self, service, entrypoint, args, env=None):
         if service not in self.built:
             self.build(service, quiet=True)
