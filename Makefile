@@ -5,7 +5,7 @@ SERVICES := insightface dlib facenet vggface2 align
 INVOKE := $(VENVS)/tasks/bin/invoke
 WORKSPACE ?= workspace
 
-.PHONY: setup demo test bench clean-venvs
+.PHONY: setup images demo test bench clean-venvs
 
 setup: $(VENVS)/tasks/.ready $(SERVICES:%=$(VENVS)/%/.ready)
 
@@ -19,6 +19,11 @@ $(VENVS)/%/.ready: services/%/requirements.txt
 	rm -rf $(VENVS)/$* && $(PYTHON) -m venv $(VENVS)/$*
 	$(VENVS)/$*/bin/pip install -q -r services/$*/requirements.txt
 	touch $@
+
+# Every service's Docker image (docker/<service>.Dockerfile). Needs a Docker engine (as root,
+# docker/start-engine.sh starts one); base images are made offline where no registry answers.
+images: $(VENVS)/tasks/.ready
+	$(INVOKE) images.build
 
 demo: setup
 	$(INVOKE) data.benchmark --workspace $(WORKSPACE)
