@@ -44,7 +44,7 @@ def lfw_pairs(c, model, pairs=None, images=None, batch_size=None, runner=None, w
     scores = cosine_scores(embeddings, names, pair_list)
     mean, std = kfold_accuracy(scores, [p[2] for p in pair_list])
     timing = read_json(files["meta"])["timing"]
-    print("%s: %d pairs, %d images, embedding %.1f images/s (original + flip, batch %d)"
+    print("%s: %d pairs, %d images, %.1f forward passes/s (original + flip views, batch %d)"
           % (model, len(pair_list), len(names), timing["views_per_s"], timing["batch_size"]))
     print("accuracy %.4f +- %.4f" % (mean, std))
 

@@ -28,7 +28,7 @@ def run(c, models, splits="train,test", augment=None, profile=None, seed=0, batc
     config = load_config(workspace)
     paths = workspace_paths(config["workspace"])
     registry = registry_mod.load()
-    service_runner = runner_mod.get(runner or config["runner"])
+    service_runner = runner_mod.get(runner or config["runner"], config)
     for name in models.split(","):
         entry = registry.model(name)
         for split in splits.split(","):

@@ -37,6 +37,9 @@ class Registry(object):
                 if (family is None or entry["family"] == family)
                 and (original is None or bool(entry.get("original")) == original)]
 
+    def names_in_group(self, group):
+        return [name for name in self.names() if self.models[name]["ensemble"]["group"] == group]
+
     def model(self, name):
         if name not in self.models:
             raise KeyError("unknown model '%s' (known: %s)" % (name, ", ".join(self.names())))
@@ -48,7 +51,7 @@ class Registry(object):
     def problems(self):
         """Inconsistencies in the registry, as readable strings (empty when all is well)."""
         found = []
-        for step in ("step4", "step7"):
+        for step in ("step4", "step6", "step7"):
             total = sum(group[step] for group in self.groups.values())
             if abs(total - 1.0) > 1e-9:
                 found.append("group weights for %s sum to %.6f, not 1" % (step, total))

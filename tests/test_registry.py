@@ -23,7 +23,7 @@ def test_the_original_15_models_are_there():
 
 def test_group_weights_match_the_original():
     registry = registry_mod.load()
-    assert registry.groups["insightface"] == {"step4": 0.70, "step7": 0.82}
+    assert registry.groups["insightface"] == {"step4": 0.70, "step6": 0.70, "step7": 0.82}
     within = [registry.model("model%d_insightface" % i)["ensemble"]["within"] for i in (1, 2, 3, 4)]
     assert within == [0.75, 0.10, 0.10, 0.05]
     assert all(registry.model(n)["ensemble"]["within"] == 0.125 for n in registry.names(family="vggface2", original=True))

@@ -1,0 +1,159 @@
+"""Steps 2 and 4-7 arithmetic on hand-made inputs: folds, CLR, rules, ensemble, metrics, submission."""
+import os
+
+import numpy as np
+import pytest
+
+from shared import registry as registry_mod
+from shared.clr import exp_range
+from shared.ensemble import (UNKNOWN, combine, confident_labels, distance_weights, ensemble_weights,
+                             min_distance, pseudo_labels)
+from shared.folds import fold_column, make_folds, read_folds, write_folds
+from shared.metrics import map_at_5, scores, top_k
+from shared.stages import Stage
+from shared.submission import read_submission, write_submission
+
+RULES = {"pseudo_distance": 0.9, "pseudo_probability": 0.65, "unknown_distance": 1.35, "unknown_probability": 0.1}
+
+
+def test_clr_exp_range_against_hand_computed_values():
+    # base 1e-7, max 1e-3, step 10, gamma 0.99: a triangle 0 -> 10 -> 20 whose height decays
+    assert exp_range(0, 1e-7, 1e-3, 10, 0.99) == pytest.approx(1e-7)
+    assert exp_range(5, 1e-7, 1e-3, 10, 0.99) == pytest.approx(1e-7 + (1e-3 - 1e-7) * 0.5 * 0.99 ** 5)
+    assert exp_range(10, 1e-7, 1e-3, 10, 0.99) == pytest.approx(1e-7 + (1e-3 - 1e-7) * 0.99 ** 10)
+    assert exp_range(15, 1e-7, 1e-3, 10, 0.99) == pytest.approx(1e-7 + (1e-3 - 1e-7) * 0.5 * 0.99 ** 15)
+    assert exp_range(20, 1e-7, 1e-3, 10, 0.99) == pytest.approx(1e-7)
+    assert exp_range(30, 1e-7, 1e-3, 10, 0.99) == pytest.approx(1e-7 + (1e-3 - 1e-7) * 0.99 ** 30)
+    # gamma 1 is the plain triangle
+    assert exp_range(3, 0.0, 1.0, 4, 1.0) == pytest.approx(0.75)
+
+
+def test_folds_are_seeded_partitions():
+    labels = np.repeat(np.arange(20), 3)
+    columns = make_folds(["i%d" % i for i in range(60)], labels, seed=5, columns=4)
+    again = make_folds(["i%d" % i for i in range(60)], labels, seed=5, columns=4)
+    assert sorted(columns) == ["rt0", "rt1", "rt2", "rt3"]
+    for name, folds in columns.items():
+        assert np.array_equal(folds, again[name])
+        assert sorted(np.bincount(folds)) == [12] * 5
+    assert not np.array_equal(columns["rt0"], columns["rt1"])
+    assert not np.array_equal(columns["rt0"], make_folds(["x"] * 60, labels, seed=6, columns=1)["rt0"])
+
+
+def test_stratified_folds_spread_each_identity():
+    labels = np.repeat(np.arange(12), 5)
+    folds = fold_column(labels, seed=1, column=0, stratified=True)
+    for label in range(12):
+        assert sorted(folds[labels == label]) == [0, 1, 2, 3, 4]
+
+
+def test_folds_csv_round_trip(tmp_path):
+    labels = [3, 1, 2, 1, 0, 2]
+    columns = make_folds(list("abcdef"), labels, seed=1, columns=12)
+    write_folds(str(tmp_path / "folds.csv"), list("abcdef"), labels, columns)
+    images, read_labels, read_columns = read_folds(str(tmp_path / "folds.csv"))
+    assert images == list("abcdef") and list(read_labels) == labels
+    assert all(np.array_equal(read_columns[k], columns[k]) for k in columns)
+    assert open(str(tmp_path / "folds.csv")).readline().strip().endswith("rt10,rt11")
+
+
+def test_pseudo_and_unknown_rules():
+    probs = np.array([[0.70, 0.30],    # close and confident -> pseudo-label 0
+                      [0.70, 0.30],    # confident but too far -> nothing
+                      [0.60, 0.40],    # close but not confident enough -> nothing
+                      [0.05, 0.05],    # far and unsure -> unknown
+                      [0.05, 0.05],    # unsure but not far enough -> nothing
+                      [0.20, 0.80]])   # -> pseudo-label 1
+    distance = np.array([0.5, 0.95, 0.2, 1.4, 1.35, 0.89])
+    assert list(pseudo_labels(probs, distance, RULES)) == [0, -1, -1, UNKNOWN, -1, 1]
+    assert list(pseudo_labels(probs, distance, RULES, class_ids=[7, 9])) == [7, -1, -1, UNKNOWN, -1, 9]
+    step6 = np.array([[0.66, 0.34], [0.65, 0.35], [0.1, 0.9]])
+    assert list(confident_labels(step6, 0.65, class_ids=[4, UNKNOWN])) == [4, -1, UNKNOWN]
+
+
+def test_min_distance_matches_brute_force():
+    rng = np.random.RandomState(0)
+    test = {"a": rng.randn(7, 4), "b": rng.randn(7, 3)}
+    train = {"a": rng.randn(5, 4), "b": rng.randn(5, 3)}
+    weights = {"a": 0.75, "b": 0.25}
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    brute = np.array([[sum(w * np.sum((unit(test[m])[i] - unit(train[m])[j]) ** 2) for m, w in weights.items())
+                       for j in range(5)] for i in range(7)]).min(axis=1)
+    assert np.allclose(min_distance(test, train, weights, block=3), brute)
+
+
+def test_ensemble_weights_renormalise_over_present_models():
+    registry = registry_mod.load()
+    everything = registry.names(original=True)
+    full, notes = ensemble_weights(registry, everything, "step4")
+    assert full["model1_insightface"] == pytest.approx(0.7 * 0.75)
+    assert full["vggface2_senet50_ft"] == pytest.approx(0.2 / 8)
+    assert full["model6_facenet"] == pytest.approx(0.05)
+    assert "model5_dlib" not in full and sum(full.values()) == pytest.approx(1)
+    assert any("model5_dlib" in n for n in notes)
+    final, _ = ensemble_weights(registry, everything, "step7")
+    assert final["model4_insightface"] == pytest.approx(0.82 * 0.05)
+    partial, notes = ensemble_weights(registry, ["model1_insightface", "model4_insightface", "model6_facenet"], "step4")
+    assert partial["model1_insightface"] == pytest.approx(0.7 / 0.8 * 0.75 / 0.8)
+    assert partial["model4_insightface"] == pytest.approx(0.7 / 0.8 * 0.05 / 0.8)
+    assert partial["model6_facenet"] == pytest.approx(0.1 / 0.8)
+    assert any("renormalised" in n for n in notes)
+    with pytest.raises(ValueError, match="non-zero"):
+        ensemble_weights(registry, ["model5_dlib"], "step4")
+    assert distance_weights(registry, ["model4_insightface", "model2_insightface", "model6_facenet"]) == \
+        pytest.approx({"model4_insightface": 1 / 3.0, "model2_insightface": 2 / 3.0})
+    probs = {"x": np.array([[1.0, 0.0]]), "y": np.array([[0.0, 1.0]])}
+    assert np.allclose(combine(probs, {"x": 0.25, "y": 0.75}), [[0.25, 0.75]])
+
+
+def test_map_at_5_hand_computed():
+    ranked = [[1, 2, 3, 4, 5], [1, 2, 3, 4, 5], [1, 2, 3, 4, 5], [9, 8, 7, 6, 1000]]
+    assert map_at_5([1], ranked[:1]) == 1.0
+    assert map_at_5([3], ranked[:1]) == pytest.approx(1 / 3.0)
+    assert map_at_5([6], ranked[:1]) == 0.0
+    assert map_at_5([1, 2, 6, 1000], ranked) == pytest.approx((1 + 0.5 + 0 + 0.2) / 4)
+    result = scores([1, 2, 6, 1000], [[1000, 1, 2, 3, 4]] + ranked[1:])
+    assert result["top1"] == 0.0 and result["unknown_precision"] == 0.0 and result["unknown_recall"] == 0.0
+    result = scores([1000, 1000, 5], [[1000, 1, 2, 3, 4], [5, 1000, 2, 3, 4], [1000, 5, 1, 2, 3]])
+    assert result["unknown_precision"] == 0.5 and result["unknown_recall"] == 0.5
+
+
+def test_top_k_is_stable_and_maps_class_ids():
+    probs = np.array([[0.1, 0.3, 0.3, 0.2, 0.05, 0.05]])
+    assert list(top_k(probs)[0]) == [1, 2, 3, 0, 4]
+    assert list(top_k(probs, class_ids=[0, 1, 2, 3, 4, 1000])[0]) == [1, 2, 3, 0, 4]
+    assert list(top_k(np.array([[0, 0, 0, 0, 0.1, 0.9]]), class_ids=[0, 1, 2, 3, 4, 1000])[0]) == [1000, 4, 0, 1, 2]
+
+
+def test_submission_format(tmp_path):
+    path = str(tmp_path / "final.csv")
+    write_submission(path, ["a.png", "b.png"], [[1000, 3, 2, 1, 0], [4, 5, 6, 7, 8]])
+    assert open(path).read() == "image,label\na.png,1000 3 2 1 0\nb.png,4 5 6 7 8\n"
+    assert read_submission(path) == (["a.png", "b.png"], [[1000, 3, 2, 1, 0], [4, 5, 6, 7, 8]])
+    with pytest.raises(ValueError, match="five distinct"):
+        write_submission(path, ["a.png"], [[1, 1, 2, 3, 4]])
+    with pytest.raises(ValueError, match="2 rankings"):
+        write_submission(path, ["a.png"], [[1, 2, 3, 4, 5], [1, 2, 3, 4, 5]])
+    assert read_submission(path)[0] == ["a.png", "b.png"]  # a refused write leaves the old file
+    (tmp_path / "bad.csv").write_text("image,label\na.png,1 2 3\n")
+    with pytest.raises(ValueError, match="line 2"):
+        read_submission(str(tmp_path / "bad.csv"))
+
+
+def test_stage_reruns_only_when_inputs_change(tmp_path):
+    source, output = tmp_path / "in.txt", tmp_path / "out.txt"
+    source.write_text("v1")
+
+    def run():
+        stage = Stage(str(tmp_path / "stamps"), "demo", [str(source)], [str(output)], {"p": 1})
+        if stage.needed():
+            output.write_text(source.read_text())
+            stage.done()
+            return True
+        return False
+
+    assert run() and not run()
+    source.write_text("v2")
+    assert run() and output.read_text() == "v2"
+    os.remove(str(output))
+    assert run() and not run()
