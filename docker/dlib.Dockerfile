@@ -1,6 +1,6 @@
 # The dlib image: dlib's ResNet face descriptor (services/dlib/embed.py).
 # Build from the project root (`make images` or `invoke images.build --only dlib`):
-#   docker build -f docker/dlib.Dockerfile -t faces-dlib .
+#   docker build -f docker/dlib.Dockerfile -t faces/dlib .
 # Run:  docker run --rm --network none IMAGE embed --model model5_dlib ...  (README)
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}

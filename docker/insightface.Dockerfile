@@ -1,6 +1,6 @@
 # The insightface image: InsightFace backbones on MXNet (services/insightface/embed.py).
 # Build from the project root (`make images` or `invoke images.build --only insightface`):
-#   docker build -f docker/insightface.Dockerfile -t faces-insightface .
+#   docker build -f docker/insightface.Dockerfile -t faces/insightface .
 # Run:  docker run --rm --network none IMAGE embed --model model4_insightface ...  (README)
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}

@@ -39,7 +39,11 @@ def build(c, only=None):
     """Build the service images (the engine's cache makes an unchanged image a no-op)."""
     print("Docker engine %s" % _engine())
     builder = runner_mod.DockerRunner(writable=[])
-    for service in _services(only):
+    services = _services(only)
+    started = time.time()
+    builder.ensure_base_images(services)
+    print("base images ready in %.0f s" % (time.time() - started))
+    for service in services:
         started = time.time()
         builder.build(service)
         print("image %s: built in %.0f s, %.0f MB" % (builder.image(service), time.time() - started,

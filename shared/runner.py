@@ -145,23 +145,35 @@ class DockerRunner(object):
         return ([self.docker, "run"] + self.options() + environment + [self.image(service), entrypoint]
                 + [str(a) for a in args])
 
-    def build(self, service, quiet=False):
-        """Build the service's image (a no-op in the engine's cache when nothing changed): the
-        base image first where it is missing (docker/base-images.sh), the host's CA bundle
-        passed as the build secret `ca` when there is one."""
-        path = dockerfile(service, self.root)
-        if not os.path.isfile(path):
-            raise ValueError("no image for service '%s': %s does not exist" % (service, path))
-        base = base_image(path)
-        if subprocess.call([self.docker, "image", "inspect", base], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL) != 0:
+    def ensure_base_images(self, services):
+        """Make the base images of these services' Dockerfiles available to the engine:
+        docker/base-images.sh keeps, pulls, or (no registry) debootstraps them, all at once."""
+        suites = set()
+        for service in services:
+            path = dockerfile(service, self.root)
+            base = base_image(path)
+            if subprocess.call([self.docker, "image", "inspect", base], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL) == 0:
+                continue
             suite = re.match(r"debian:(\w+)-slim$", base)
             if not suite:
                 raise ValueError("base image %s of %s is missing and is not a Debian slim image "
                                  "docker/base-images.sh can make" % (base, path))
-            subprocess.check_call([os.path.join(self.root, "docker", "base-images.sh"), suite.group(1)],
+            suites.add(suite.group(1))
+        if suites:
+            subprocess.check_call([os.path.join(self.root, "docker", "base-images.sh")] + sorted(suites),
                                   env=dict(os.environ, DOCKER=self.docker))
+
+    def build(self, service, quiet=False):
+        """Build the service's image (a no-op in the engine's cache when nothing changed), its
+        base image first where missing, the host's CA bundle passed as the build secret `ca`
+        when there is one (pip in the build trusts it; without it pip uses its own)."""
+        path = dockerfile(service, self.root)
+        if not os.path.isfile(path):
+            raise ValueError("no image for service '%s': %s does not exist" % (service, path))
+        self.ensure_base_images([service])
         command = [self.docker, "build", "--file", path, "--tag", self.image(service)]
+        command += self._local_torch(service)
         ca = next((c for c in CA_BUNDLES if c and os.path.isfile(c)), None)
         if ca:
             command += ["--secret", "id=ca,src=" + ca]
@@ -174,6 +186,21 @@ class DockerRunner(object):
                 sys.stderr.write(proc.stdout.decode(errors="replace"))
             raise ServiceError(service, proc.returncode, command)
         self.built.add(service)
+
+    def _local_torch(self, service):
+        """Build arguments for a service that pins torch. PyPI's Linux torch wheels are CUDA
+        builds, so its Dockerfile installs torch from PyTorch's CPU index; where this host's pip
+        has the pinned CPU wheel in a local folder (its find-links), the wheel goes into .whl/,
+        the Dockerfile's wheelhouse, and the index is skipped (it may be unreachable)."""
+        requirements = os.path.join(self.root, "services", service, "requirements.txt")
+        with open(requirements) as f:
+            pins = [line.split()[0] for line in f if line.startswith("torch==")]
+        if not pins:
+            return []
+        found = subprocess.call([sys.executable, "-m", "pip", "download", "--quiet", "--no-index", "--no-deps",
+                                 "--dest", os.path.join(self.root, ".whl"), pins[0]],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
+        return ["--build-arg", "TORCH_INDEX="] if found else []
 
     def size(self, service):
         """The image's size in bytes."""
