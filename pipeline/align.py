@@ -43,7 +43,7 @@ def prealigned(c, crops=None, workspace=None):
             "crops": "comma-separated crop sizes (default: every size the registry uses)",
             "blur_retry": "retry on blurred copies when no face is found (the original's rule)",
             "weights": "NAME=DIR,...: folders of single detectors' files (e.g. face-alignment=~/fa)",
-            "runner": "local", "workspace": "workspace folder"})
+            "runner": "local, docker or auto (default: invoke.yaml)", "workspace": "workspace folder"})
 def run(c, detectors="auto", crops=None, blur_retry=True, weights=None, runner=None, workspace=None):
     """Detect, take 5 landmarks and warp every train/test image onto the template (the align service)."""
     from shared import runner as runner_mod
@@ -53,7 +53,7 @@ def run(c, detectors="auto", crops=None, blur_retry=True, weights=None, runner=N
     paths = workspace_paths(config["workspace"])
     registry = registry_mod.load()
     wanted = crops or ",".join(sorted(set(registry.model(n)["input"]["crop"] for n in registry.names())))
-    service_runner = runner_mod.get(runner or config["runner"])
+    service_runner = runner_mod.get(runner or config["runner"], config)
     for split, names in sorted(dataset_lists(paths["dataset"]).items()):
         list_path = os.path.join(paths["aligned"], split + ".txt")
         write_text(list_path, "".join(n + "\n" for n in names))

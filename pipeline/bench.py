@@ -11,7 +11,7 @@ from shared import settings as settings_mod
 
 @task(help={"model": "registry name", "pairs": "pairs.txt (default: invoke.yaml bench.pairs)",
             "images": "folder of 112x112 template crops the pairs name (default: beside pairs.txt)",
-            "batch_size": "images per forward pass", "runner": "local", "workspace": "workspace folder"})
+            "batch_size": "images per forward pass", "runner": "local, docker or auto (default: invoke.yaml)", "workspace": "workspace folder"})
 def lfw_pairs(c, model, pairs=None, images=None, batch_size=None, runner=None, workspace=None):
     """10-fold verification accuracy of MODEL on LFW-style pairs (original + flip embeddings)."""
     import numpy as np
@@ -52,7 +52,7 @@ def lfw_pairs(c, model, pairs=None, images=None, batch_size=None, runner=None, w
 @task(help={"count": "LFW dev crops to paste onto canvases (default 300)", "seed": "sample and placement seed",
             "detectors": "comma-separated detectors to measure (default: all; those without weights are skipped)",
             "weights": "NAME=DIR,...: folders of single detectors' files (e.g. face-alignment=~/fa)",
-            "model": "embedding model for the cosine check", "runner": "local", "workspace": "workspace folder"})
+            "model": "embedding model for the cosine check", "runner": "local, docker or auto (default: invoke.yaml)", "workspace": "workspace folder"})
 def align(c, count=300, seed=2019, detectors=None, weights=None, model="model4_insightface", runner=None,
           workspace=None):
     """Detectors on known answers (LFW crops pasted at a known scale, rotation and offset), the

@@ -21,7 +21,7 @@ def _augment_count(config, entry, augment, profile):
             "augment": "augmented copies per image (default: registry count, capped by the profile)",
             "profile": "settings profile from invoke.yaml (quick, faithful)", "seed": "augmentation seed",
             "batch_size": "images per forward pass (default: the service's)",
-            "runner": "local", "workspace": "workspace folder"})
+            "runner": "local, docker or auto (default: invoke.yaml)", "workspace": "workspace folder"})
 def run(c, models, splits="train,test", augment=None, profile=None, seed=0, batch_size=None,
         runner=None, workspace=None):
     """Embed the aligned train/test crops with each model's service (the embed contract)."""
