@@ -29,7 +29,7 @@ def present_models(config, requested):
             print("[models] skipping %s: weights %s in %s (%s)" % (name, status, folder, detail))
     if not present:
         raise ValueError("none of the models %s has its weights under %s" % (", ".join(names), config["weights_dir"]))
-    print("[models] running %s" % ", ".join(present))
+    print("[models] using %s" % ", ".join(present))
     return present
 
 

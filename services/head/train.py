@@ -174,6 +174,9 @@ def train_column(args, settings, column, folds, data, log):
 
 
 def run(args):
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()  # same seed, same heads, same submission
     registry = registry_mod.load(args.registry)
     settings = registry.model(args.model)["head"]
     images, labels, columns = read_folds(args.folds)
