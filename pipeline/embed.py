@@ -44,4 +44,6 @@ def run(c, models, splits="train,test", augment=None, profile=None, seed=0, batc
                 args += ["--augment", copies, "--seed", seed]
             if batch_size:
                 args += ["--batch-size", batch_size]
+            if config["workers"].get(entry["family"], 1) > 1:
+                args += ["--workers", config["workers"][entry["family"]]]
             service_runner.run(entry["family"], "embed", args)

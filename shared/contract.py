@@ -159,6 +159,9 @@ def build_parser(backbone_cls):
     parser.add_argument("--seed", type=int, default=0, help="seed of the augmentation")
     parser.add_argument("--batch-size", type=int, default=backbone_cls.default_batch_size)
     parser.add_argument("--shard", help="I/N: embed only the I-th of N contiguous parts (I from 0)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="run N shards as parallel processes and merge them (for single-threaded "
+                             "frameworks such as dlib); the result is the unsharded one, bit for bit")
     parser.add_argument("--chunk-size", type=int, default=256, help="images per resumable chunk")
     parser.add_argument("--registry", default=None, help="model registry YAML (default: shared/models.yaml)")
     parser.add_argument("--no-verify", action="store_true", help="skip the sha256 check of weight files")
@@ -292,6 +295,9 @@ def _run(backbone_cls, args):
     if os.path.isfile(files["meta"]) and read_json(files["meta"]).get("fingerprint") == fingerprint:
         print("%s: %s is up to date (%d images)" % (entry["name"], files["meta"], len(names)))
         return
+    if args.workers > 1 and shard is None:
+        _run_workers(args, fingerprint)
+        return
     partial = os.path.join(args.out, "." + prefix + ".partial")
     marker = os.path.join(partial, "fingerprint.json")
     if os.path.isdir(partial) and (not os.path.isfile(marker) or read_json(marker) != fingerprint):
@@ -359,9 +365,32 @@ def _run(backbone_cls, args):
                                         ", ".join(os.path.basename(files[k]) for k in keys)))
 
 
+def _run_workers(args, fingerprint):
+    """Embed the list as args.workers shards in parallel child processes, then merge them."""
+    import subprocess
+
+    argv, skip = [], False
+    for item in args.argv:  # the parent's arguments, less --workers
+        if skip:
+            skip = False
+        elif item == "--workers":
+            skip = True
+        elif not item.startswith("--workers="):
+            argv.append(item)
+    children = [subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0])] + argv +
+                                 ["--shard", "%d/%d" % (i, args.workers)]) for i in range(args.workers)]
+    codes = [child.wait() for child in children]
+    failed = [code for code in codes if code != 0]
+    if failed:
+        raise ContractError(failed[0], "%d of %d worker processes failed (exit codes %s)"
+                            % (len(failed), len(codes), codes))
+    merge_shards(args.out, args.split, args.workers, fingerprint)
+
+
 def main(backbone_cls, argv=None):
     """Entry point of a service: parse the contract's arguments and run; exit with its code."""
     args = build_parser(backbone_cls).parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         _run(backbone_cls, args)
     except ContractError as exc:
@@ -373,8 +402,9 @@ def main(backbone_cls, argv=None):
     sys.exit(EXIT_OK)
 
 
-def merge_shards(out, split, count):
-    """Concatenate the outputs of shards 0..count-1 into the unsharded files of `split`."""
+def merge_shards(out, split, count, fingerprint=None):
+    """Concatenate the outputs of shards 0..count-1 into the unsharded files of `split`.
+    `fingerprint` (an unsharded run's) lets a later run see the merged split as up to date."""
     metas = []
     for index in range(count):
         meta_path = output_files(out, output_prefix(split, (index, count)))["meta"]
@@ -399,7 +429,10 @@ def merge_shards(out, split, count):
     meta["counts"] = dict(meta["counts"], images=sum(m["counts"]["images"] for m in metas),
                           rows=[0, metas[-1]["counts"]["rows"][1]],
                           resized=sum(m["counts"]["resized"] for m in metas))
-    meta["fingerprint"] = None  # a merged split is checked by its parts, not re-run as one
+    meta["fingerprint"] = fingerprint
+    meta["timing"] = dict(meta["timing"], embed_s=max(m["timing"]["embed_s"] for m in metas),
+                          images_computed=sum(m["timing"]["images_computed"] for m in metas),
+                          views_per_s=round(sum(m["timing"]["views_per_s"] for m in metas), 2))
     write_json(files["meta"], meta)
     for sf in shard_files:
         for path in sf.values():

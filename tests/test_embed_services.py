@@ -89,6 +89,18 @@ def test_shards_concatenate_to_the_unsharded_result(faces, tmp_path, weights_roo
     assert not [n for n in os.listdir(str(tmp_path)) if ".shard-" in n]
 
 
+def test_parallel_workers_give_the_unsharded_result(faces, tmp_path, weights_root):
+    common = ["--weights-root", weights_root, "--flip", "--batch-size", "4"]
+    _embed(faces, "dlib", "model5_dlib", "150x150", tmp_path, "--split", "whole", *common)
+    log = _embed(faces, "dlib", "model5_dlib", "150x150", tmp_path, "--split", "parallel", "--workers", "2", *common)
+    for key in ("embeddings", "flip"):
+        assert np.array_equal(np.load(output_files(str(tmp_path), "parallel")[key]),
+                              np.load(output_files(str(tmp_path), "whole")[key])), key
+    assert "shard" not in " ".join(os.listdir(str(tmp_path)))
+    log = _embed(faces, "dlib", "model5_dlib", "150x150", tmp_path, "--split", "parallel", "--workers", "2", *common)
+    assert "up to date" in log
+
+
 def _no_outputs(folder):
     return not os.path.isdir(folder) or not [n for n in os.listdir(folder) if not n.startswith(".")]
 
