@@ -85,34 +85,29 @@ def _steps_args(config, command, models, step, out):
     return args
 
 
-def _step_inputs(config, models, step):
+def _ensemble_stage(config, command, models, step, out, runner):
+    """`steps pseudo|submit` on one step's ensemble, skipped while its inputs are unchanged."""
     paths = layout(config["workspace"])
     inputs = [os.path.join(paths["heads"], m, step) for m in models] + [paths["folds"]]
     if step == "step4":  # the distance rule reads the embeddings
         inputs += [os.path.join(paths["embeddings"], m) for m in models]
-    return inputs
+    name = "%s/%s" % (command, os.path.splitext(os.path.basename(out))[0])
+    stage = Stage(paths["stamps"], name, inputs, [out],
+                  {"models": ",".join(models), "rules": json.dumps(config["rules"], sort_keys=True)})
+    if stage.needed():
+        _runner(config, runner).run("head", "steps", _steps_args(config, command, models, step, out))
+        stage.done()
 
 
 def stage_pseudo(config, models, target, runner=None):
     """The pseudo-label set `target` (step6 or step7) trains on, from the previous step's ensemble."""
-    paths = layout(config["workspace"])
-    source = PSEUDO_FOR[target]
-    out = os.path.join(paths["pseudo"], target + ".csv")
-    stage = Stage(paths["stamps"], "pseudo/" + target, _step_inputs(config, models, source), [out],
-                  {"models": ",".join(models), "rules": json.dumps(config["rules"], sort_keys=True)})
-    if stage.needed():
-        _runner(config, runner).run("head", "steps", _steps_args(config, "pseudo", models, source, out))
-        stage.done()
+    out = os.path.join(layout(config["workspace"])["pseudo"], target + ".csv")
+    _ensemble_stage(config, "pseudo", models, PSEUDO_FOR[target], out, runner)
 
 
 def stage_submit(config, models, step, runner=None):
-    paths = layout(config["workspace"])
-    out = os.path.join(paths["submissions"], step + ".csv")
-    stage = Stage(paths["stamps"], "submit/" + step, _step_inputs(config, models, step), [out],
-                  {"models": ",".join(models), "rules": json.dumps(config["rules"], sort_keys=True)})
-    if stage.needed():
-        _runner(config, runner).run("head", "steps", _steps_args(config, "submit", models, step, out))
-        stage.done()
+    out = os.path.join(layout(config["workspace"])["submissions"], step + ".csv")
+    _ensemble_stage(config, "submit", models, step, out, runner)
 
 
 def stage_evaluate(config, models, runner=None):

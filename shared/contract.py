@@ -260,6 +260,19 @@ def hash_names(names):
     return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()
 
 
+def resume_folder(out, prefix, fingerprint):
+    """The hidden folder where a run keeps its finished chunks: kept when an earlier run had
+    the same fingerprint (so it resumes), emptied otherwise."""
+    partial = os.path.join(out, "." + prefix + ".partial")
+    marker = os.path.join(partial, "fingerprint.json")
+    if os.path.isdir(partial) and (not os.path.isfile(marker) or read_json(marker) != fingerprint):
+        shutil.rmtree(partial)  # left by a run with other arguments: not resumable
+    if not os.path.isdir(partial):
+        os.makedirs(partial)
+        write_json(marker, fingerprint)
+    return partial
+
+
 def _run(backbone_cls, args):
     registry = registry_mod.load(args.registry)
     try:
@@ -298,13 +311,7 @@ def _run(backbone_cls, args):
     if args.workers > 1 and shard is None:
         _run_workers(args, fingerprint)
         return
-    partial = os.path.join(args.out, "." + prefix + ".partial")
-    marker = os.path.join(partial, "fingerprint.json")
-    if os.path.isdir(partial) and (not os.path.isfile(marker) or read_json(marker) != fingerprint):
-        shutil.rmtree(partial)  # left by a run with other arguments: not resumable
-    if not os.path.isdir(partial):
-        os.makedirs(partial)
-        write_json(marker, fingerprint)
+    partial = resume_folder(args.out, prefix, fingerprint)
 
     load_started = time.time()
     try:

@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 from services.align import detectors as detectors_mod  # noqa: E402
 from services.align import rules  # noqa: E402
 from shared.contract import (EXIT_BACKEND, EXIT_BAD_IMAGE, EXIT_OK, EXIT_USAGE,  # noqa: E402
-                             EXIT_WEIGHTS, ContractError, hash_names, read_list)
+                             EXIT_WEIGHTS, ContractError, resume_folder, hash_names, read_list)
 from shared.images import ImageError, load_rgb, save_rgb  # noqa: E402
 from shared.registry import WeightsError  # noqa: E402
 from shared.storage import read_json, write_json, write_text  # noqa: E402
@@ -184,13 +184,7 @@ def _run(args):
     if os.path.isfile(meta_path) and read_json(meta_path).get("fingerprint") == fingerprint:
         print("align: %s is up to date (%d images)" % (meta_path, len(names)))
         return
-    partial = os.path.join(args.out, "." + args.split + ".partial")
-    marker = os.path.join(partial, "fingerprint.json")
-    if os.path.isdir(partial) and (not os.path.isfile(marker) or read_json(marker) != fingerprint):
-        shutil.rmtree(partial)  # left by a run with other arguments: not resumable
-    if not os.path.isdir(partial):
-        os.makedirs(partial)
-        write_json(marker, fingerprint)
+    partial = resume_folder(args.out, args.split, fingerprint)
 
     load_started = time.time()
     try:
