@@ -1,6 +1,6 @@
 """Per-image smoke tests (`invoke images.smoke`): each service's image runs its entrypoint on
 real LFW crops with real weights and agrees with the local runner; containers have no network
-and do not run as root. Every test here needs a Docker engine: without one they are skipped
+and do not run as root; `invoke all` gives the same submissions in containers as locally. Every test here needs a Docker engine: without one they are skipped
 (a developer without Docker), unless FACES_REQUIRE_DOCKER=1 (CI), where that is a failure."""
 import os
 import subprocess
@@ -8,12 +8,13 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import LFW, WEIGHTS, lfw_people, require
+from conftest import LFW, ROOT, WEIGHTS, lfw_people, require
 from shared import registry as registry_mod
 from shared import runner as runner_mod
 from shared.contract import output_files
 from shared.settings import load as load_settings
 from shared.storage import read_json
+from test_workflow import ALL, INVOKE, source  # noqa: F401  (source: test_workflow's tiny benchmark, a fixture)
 
 ENGINE = runner_mod.docker_answers()
 if ENGINE is None:
@@ -230,3 +231,23 @@ def test_vggface2_image_compiles_the_caffe_entrypoint_under_python27(docker_runn
                            args=["/app/" + module for module in PY27_MODULES]).split()
     assert version.startswith("2.7.") and int(count) == len(PY27_MODULES)
     assert any(m.startswith("services/vggface2/") for m in PY27_MODULES)
+
+
+
+def test_invoke_all_gives_the_same_submissions_in_containers_as_locally(source, tmp_path):  # noqa: F811
+    """The whole pipeline (the smoke profile, one real model) with --runner docker and with
+    --runner local: byte-identical submissions at every step, and every output the caller's."""
+    submissions = {}
+    for runner in ("docker", "local"):
+        workspace = str(tmp_path / runner)
+        for args in (["data.benchmark", "--source", source], ALL + ["--runner", runner]):
+            proc = subprocess.run([INVOKE] + args + ["--workspace", workspace], cwd=ROOT, capture_output=True, text=True)
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        folder = os.path.join(workspace, "submissions")
+        submissions[runner] = dict((name, open(os.path.join(folder, name), "rb").read())
+                                   for name in sorted(os.listdir(folder)))
+        foreign = [os.path.join(top, name) for top, dirs, files in os.walk(workspace) for name in dirs + files
+                   if os.lstat(os.path.join(top, name)).st_uid != os.getuid()]
+        assert not foreign, foreign[:5]
+    assert {"step4.csv", "step7.csv", "final.csv"} <= set(submissions["docker"])
+    assert submissions["docker"] == submissions["local"]
