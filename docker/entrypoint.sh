@@ -4,7 +4,8 @@
 #   docker run --rm IMAGE embed --model model4_insightface --images ... --out ...
 set -eu
 service_dir="/app/services/${FACES_SERVICE:?the image sets FACES_SERVICE}"
-available=$(cd "$service_dir" && ls *.py 2>/dev/null | sed -n 's/\.py$//p' | grep -v '^_' | tr '\n' ' ')
+# The service's scripts: its top-level modules that run as programs.
+available=$(cd "$service_dir" && grep -l "^if __name__ == .__main__.:" [!_]*.py 2>/dev/null | sed 's/\.py$//' | tr '\n' ' ')
 if [ $# -eq 0 ]; then
   echo "usage: docker run [options] IMAGE ENTRYPOINT [ARGS...]; entrypoints of the ${FACES_SERVICE} image: ${available}" >&2
   exit 2
@@ -15,7 +16,7 @@ case "$requested" in
   */*|.*|_*) name="" ;;  # only the service's own top-level scripts
   *) name=$requested ;;
 esac
-if [ -z "$name" ] || [ ! -f "$service_dir/$name.py" ]; then
+if [ -z "$name" ] || ! printf ' %s ' "$available" | grep -q " $name "; then
   echo "unknown entrypoint '$requested'; entrypoints of the ${FACES_SERVICE} image: ${available}" >&2
   exit 2
 fi

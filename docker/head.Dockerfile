@@ -1,4 +1,5 @@
-# The head image: the Keras heads, pseudo-labels, ensembles and submissions (TensorFlow/Keras; services/head/train.py and steps.py).
+# The head image: the Keras heads, pseudo-labels, ensembles and submissions on TensorFlow/Keras
+# (services/head/train.py and steps.py).
 # Build from the project root (`make images` or `invoke images.build --only head`):
 #   docker build -f docker/head.Dockerfile -t faces/head .
 # Run:  docker run --rm --network none IMAGE train --model ... / steps ...  (README)
@@ -31,4 +32,4 @@ ENV PATH=/opt/venv/bin:$PATH HOME=/tmp PYTHONDONTWRITEBYTECODE=1 FACES_SERVICE=h
 USER faces
 WORKDIR /tmp
 ENTRYPOINT ["faces-run"]
-CMD ["embed", "--help"]
+CMD ["train", "--help"]

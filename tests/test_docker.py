@@ -189,6 +189,9 @@ def test_head_image_runs_its_entrypoints(docker_runner, built):
     for entrypoint in ("train", "steps"):
         proc = subprocess.run(docker_runner.command("head", entrypoint, ["--help"]), capture_output=True, text=True)
         assert proc.returncode == 0 and "usage" in proc.stdout, proc.stdout + proc.stderr
+    # A module that is not a program (services/head/arrays.py) is not an entrypoint.
+    proc = subprocess.run(docker_runner.command("head", "arrays", []), capture_output=True, text=True)
+    assert proc.returncode == 2 and "entrypoints of the head image: steps train" in proc.stderr, proc.stderr
     code = "import tensorflow, keras, sklearn, numpy; print(tensorflow.__version__, keras.__version__, sklearn.__version__, numpy.__version__)"
     inside = probe(docker_runner, "head", "python", code)
     local = subprocess.run([runner_mod.LocalRunner().python("head"), "-c", code], capture_output=True, text=True)
