@@ -44,10 +44,11 @@ def build(c, only=None):
     builder.ensure_base_images(services)
     print("base images ready in %.0f s" % (time.time() - started))
     for service in services:
-        started = time.time()
+        image_started = time.time()
         builder.build(service)
-        print("image %s: built in %.0f s, %.0f MB" % (builder.image(service), time.time() - started,
+        print("image %s: built in %.0f s, %.0f MB" % (builder.image(service), time.time() - image_started,
                                                      builder.size(service) / 1e6))
+    print("images: %d built in %.0f s" % (len(services), time.time() - started))
 
 
 @task(help={"only": "comma-separated services (default: all)"})

@@ -231,7 +231,9 @@ class _NothingLent(object):
 class _LentFolders(object):
     """A root caller's containers run as the images' user, which cannot write into root's
     folders: lend it the writable folders' directories for the run, then give every directory
-    and file it owns there back to root, so the outputs end up the caller's as usual."""
+    and file it owns there back to root, so the outputs end up the caller's as usual. (Two
+    root runs overlapping on one workspace would give back each other's folders early: the
+    tasks run containers one after another.)"""
 
     def __init__(self, folders):
         self.folders = folders
