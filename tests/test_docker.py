@@ -1,7 +1,8 @@
 """Per-image smoke tests (`invoke images.smoke`): each service's image runs its entrypoint on
 real LFW crops with real weights and agrees with the local runner; containers have no network
-and do not run as root; `invoke all` gives the same submissions in containers as locally. Every test here needs a Docker engine: without one they are skipped
-(a developer without Docker), unless FACES_REQUIRE_DOCKER=1 (CI), where that is a failure."""
+and do not run as root; `invoke all` gives the same submissions in containers as locally.
+Every test here needs a Docker engine: without one they are skipped (a developer without
+Docker), unless FACES_REQUIRE_DOCKER=1 (CI), where that is a failure."""
 import os
 import subprocess
 
