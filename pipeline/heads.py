@@ -85,24 +85,31 @@ def _steps_args(config, command, models, step, out):
     return args
 
 
-def _ensemble_stage(config, command, models, step, out, runner):
+def _ensemble_stage(config, command, models, step, out, runner, previous=None):
     """`steps pseudo|submit` on one step's ensemble, skipped while its inputs are unchanged."""
     paths = layout(config["workspace"])
     inputs = [os.path.join(paths["heads"], m, step) for m in models] + [paths["folds"]]
+    args = _steps_args(config, command, models, step, out)
+    if previous:
+        inputs.append(previous)
+        args += ["--previous", previous]
     if step == "step4":  # the distance rule reads the embeddings
         inputs += [os.path.join(paths["embeddings"], m) for m in models]
     name = "%s/%s" % (command, os.path.splitext(os.path.basename(out))[0])
     stage = Stage(paths["stamps"], name, inputs, [out],
                   {"models": ",".join(models), "rules": json.dumps(config["rules"], sort_keys=True)})
     if stage.needed():
-        _runner(config, runner).run("head", "steps", _steps_args(config, command, models, step, out))
+        _runner(config, runner).run("head", "steps", args)
         stage.done()
 
 
 def stage_pseudo(config, models, target, runner=None):
-    """The pseudo-label set `target` (step6 or step7) trains on, from the previous step's ensemble."""
-    out = os.path.join(layout(config["workspace"])["pseudo"], target + ".csv")
-    _ensemble_stage(config, "pseudo", models, PSEUDO_FOR[target], out, runner)
+    """The pseudo-label set `target` (step6 or step7) trains on, from the previous step's ensemble
+    (and, for step 7, the unknowns of the step-6 set)."""
+    pseudo = layout(config["workspace"])["pseudo"]
+    previous = os.path.join(pseudo, PSEUDO_FOR[target] + ".csv") if target == "step7" else None
+    _ensemble_stage(config, "pseudo", models, PSEUDO_FOR[target], os.path.join(pseudo, target + ".csv"),
+                    runner, previous)
 
 
 def stage_submit(config, models, step, runner=None):

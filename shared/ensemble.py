@@ -96,3 +96,14 @@ def confident_labels(probs, threshold, class_ids=None):
     labels = _ids(probs, class_ids)[probs.argmax(axis=1)].astype(np.int64)
     labels[probs.max(axis=1) <= threshold] = -1
     return labels
+
+
+def keep_unknowns(labels, previous):
+    """The step-7 set keeps the unknowns the step-4 rules found, unless step 6 now names a
+    known identity for them with confidence. Without them class 1000 has (almost) no
+    training rows at step 7: a 1001-class head cannot learn a class it never sees, and the
+    step-7 submission would lose the unknowns step 6 had found."""
+    labels = labels.copy()
+    keep = (previous == UNKNOWN) & ((labels < 0) | (labels == UNKNOWN))
+    labels[keep] = UNKNOWN
+    return labels

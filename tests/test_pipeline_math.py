@@ -7,7 +7,7 @@ import pytest
 from shared import registry as registry_mod
 from shared.clr import exp_range
 from shared.ensemble import (UNKNOWN, combine, confident_labels, distance_weights, ensemble_weights,
-                             min_distance, pseudo_labels)
+                             keep_unknowns, min_distance, pseudo_labels)
 from shared.folds import fold_column, make_folds, read_folds, write_folds
 from shared.metrics import map_at_5, scores, top_k
 from shared.stages import Stage
@@ -69,6 +69,12 @@ def test_pseudo_and_unknown_rules():
     assert list(pseudo_labels(probs, distance, RULES, class_ids=[7, 9])) == [7, -1, -1, UNKNOWN, -1, 9]
     step6 = np.array([[0.66, 0.34], [0.65, 0.35], [0.1, 0.9]])
     assert list(confident_labels(step6, 0.65, class_ids=[4, UNKNOWN])) == [4, -1, UNKNOWN]
+
+
+def test_step7_set_keeps_the_step4_unknowns_unless_step6_names_them():
+    step6 = np.array([-1, 3, UNKNOWN, -1, 5])
+    step4 = np.array([UNKNOWN, UNKNOWN, UNKNOWN, 2, -1])
+    assert list(keep_unknowns(step6, step4)) == [UNKNOWN, 3, UNKNOWN, -1, 5]
 
 
 def test_min_distance_matches_brute_force():
@@ -157,3 +163,35 @@ def test_stage_reruns_only_when_inputs_change(tmp_path):
     assert run() and output.read_text() == "v2"
     os.remove(str(output))
     assert run() and not run()
+
+
+def test_unknown_rule_tuned_on_validation_folds_finds_the_planted_threshold(tmp_path):
+    """Identities with one image play the unknowns on the validation folds; the planted data
+    puts them far from everything and unsure, so the tuned rule must flag them."""
+    from types import SimpleNamespace
+
+    from services.head.steps import tuned_rules
+    from shared.contract import output_files
+    from shared.storage import save_npy, write_text
+
+    rng = np.random.RandomState(0)
+    labels = np.concatenate([np.repeat(np.arange(20), 5), np.arange(20, 40)])  # 20 singletons
+    centres = rng.randn(40, 16) * 3
+    embeddings = centres[labels] + rng.randn(len(labels), 16) * 0.3
+    images = ["i%03d.jpg" % i for i in range(len(labels))]
+    write_folds(str(tmp_path / "folds.csv"), images, labels, make_folds(images, labels, seed=1, columns=1))
+    files = output_files(str(tmp_path / "emb" / "model4_insightface"), "train")
+    os.makedirs(os.path.dirname(files["embeddings"]))
+    save_npy(files["embeddings"], embeddings.astype(np.float32))
+    write_text(files["index"], "row,image\n" + "".join("%d,%s\n" % (i, n) for i, n in enumerate(images)))
+    probs = np.full((len(labels), 40), 0.001)
+    probs[np.arange(100), labels[:100]] = 0.9  # confident on the identities with 5 images
+    os.makedirs(str(tmp_path / "heads" / "model4_insightface" / "step4"))
+    np.save(str(tmp_path / "heads" / "model4_insightface" / "step4" / "val_probs.npy"), probs)
+    args = SimpleNamespace(folds=str(tmp_path / "folds.csv"), embeddings=str(tmp_path / "emb"),
+                           heads=str(tmp_path / "heads"))
+    rules = dict(RULES, tune_unknown=True)
+    tuned = tuned_rules(args, registry_mod.load(), ["model4_insightface"], rules)
+    flagged = pseudo_labels(probs, np.full(len(labels), 1.9), tuned) == UNKNOWN
+    assert flagged[100:].all() and not flagged[:100].any()
+    assert tuned_rules(args, registry_mod.load(), ["model4_insightface"], RULES) is RULES

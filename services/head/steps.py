@@ -21,14 +21,11 @@ from services.head.arrays import load_split  # noqa: E402
 from services.head.baselines import nearest_neighbour, linear_svm  # noqa: E402
 from shared import registry as registry_mod  # noqa: E402
 from shared.ensemble import (UNKNOWN, combine, confident_labels, distance_weights, ensemble_weights,  # noqa: E402
-                             min_distance, pseudo_labels)
+                             keep_unknowns, min_distance, pseudo_labels)
 from shared.folds import read_folds  # noqa: E402
-from shared.metrics import scores, top_k  # noqa: E402
+from shared.metrics import map_at_5, scores, top_k  # noqa: E402
 from shared.storage import read_json, write_json, write_text  # noqa: E402
 from shared.submission import read_submission, write_submission  # noqa: E402
-
-RULE_KEYS = ("pseudo_distance", "pseudo_probability", "unknown_distance", "unknown_probability",
-             "step7_probability")
 
 
 def _test_probs(args, models, step):
@@ -77,9 +74,49 @@ def _distance(args, registry, models, names):
     return min_distance(test, train, weights)
 
 
+def _read_labels(path, names):
+    """Labels per test row from a pseudo-label CSV (-1 for rows it does not list)."""
+    with io.open(path, encoding="utf-8") as f:
+        listed = dict((r["image"], int(r["label"])) for r in csv.DictReader(f))
+    return np.array([listed.get(n, -1) for n in names], dtype=np.int64)
+
+
 def _write_labels(path, names, labels):
     lines = ["image,label"] + ["%s,%d" % (n, l) for n, l in zip(names, labels) if l >= 0]
     write_text(path, "\n".join(lines) + "\n")
+
+
+def tuned_rules(args, registry, models, rules):
+    """The rules with the unknown thresholds tuned on the validation folds (rule.tune_unknown):
+    train rows of fold column rt0 whose identity is absent from the other folds play the
+    unknowns; their out-of-fold step-4 probabilities and distances to the other folds pick the
+    (distance, probability) pair with the best MAP@5. The test truth is never read."""
+    if not rules.get("tune_unknown"):
+        return rules
+    images, labels, columns = read_folds(args.folds)
+    folds = columns["rt0"]
+    weights = distance_weights(registry, models)
+    train = dict((m, load_split(os.path.join(args.embeddings, m), "train", images)["embeddings"]) for m in weights)
+    distance, truth = np.empty(len(labels)), labels.copy()
+    for fold in np.unique(folds):
+        probe, gallery = folds == fold, folds != fold
+        distance[probe] = min_distance(dict((m, e[probe]) for m, e in train.items()),
+                                       dict((m, e[gallery]) for m, e in train.items()), weights)
+        truth[probe & ~np.isin(labels, labels[gallery])] = UNKNOWN
+    ensemble, _ = ensemble_weights(registry, models, "step4")
+    probs = combine(dict((m, np.load(os.path.join(args.heads, m, "step4", "val_probs.npy"))) for m in ensemble),
+                    ensemble)
+    ranked, best = top_k(probs), probs.max(axis=1)
+    found, score = None, -1.0
+    for distance_threshold in np.arange(0.5, 2.0, 0.025):
+        for probability in (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.01):
+            flagged = (distance > distance_threshold) & (best < probability)
+            value = map_at_5(truth, [[UNKNOWN] + list(r[:4]) if f else r for r, f in zip(ranked, flagged)])
+            if value > score:
+                found, score = (round(float(distance_threshold), 3), probability), value
+    _log("unknown rule tuned on the validation folds (%d of %d rows play unknowns): distance > %.3f and "
+         "probability < %.2f, validation MAP@5 %.4f" % (np.sum(truth == UNKNOWN), len(truth), found[0], found[1], score))
+    return dict(rules, unknown_distance=found[0], unknown_probability=found[1])
 
 
 def cmd_pseudo(args, registry, models, rules):
@@ -87,9 +124,12 @@ def cmd_pseudo(args, registry, models, rules):
     probs, class_ids = _ensemble(args, registry, models, args.step)
     no_face = _no_face(args.no_face, names)
     if args.step == "step4":
+        rules = tuned_rules(args, registry, models, rules)
         labels = pseudo_labels(probs, _distance(args, registry, models, names), rules, class_ids)
     else:
         labels = confident_labels(probs, rules["step7_probability"], class_ids)
+        if args.previous:
+            labels = keep_unknowns(labels, _read_labels(args.previous, names))
     labels[no_face] = UNKNOWN
     _write_labels(args.out, names, labels)
     stats = {"step": args.step, "test_images": len(names), "pseudo_known": int(np.sum((labels >= 0) & (labels != UNKNOWN))),
@@ -104,6 +144,7 @@ def cmd_submit(args, registry, models, rules):
     probs, class_ids = _ensemble(args, registry, models, args.step)
     ranked = top_k(probs, class_ids=class_ids)
     if UNKNOWN not in class_ids:  # step 4 has no unknown class: the unknown rule ranks it first
+        rules = tuned_rules(args, registry, models, rules)
         flagged = pseudo_labels(probs, _distance(args, registry, models, names), rules, class_ids) == UNKNOWN
         flagged |= _no_face(args.no_face, names)
         ranked = np.array([[UNKNOWN] + list(row[:4]) if flag else list(row) for row, flag in zip(ranked, flagged)])
@@ -187,13 +228,15 @@ def main(argv=None):
     parser.add_argument("--step", default="step4")
     parser.add_argument("--out", required=True)
     parser.add_argument("--no-face", help="no_face_test.txt of the alignment step")
+    parser.add_argument("--previous", help="the previous pseudo-label CSV, whose unknowns the next set keeps")
     parser.add_argument("--truth", help="test_truth.csv (evaluate)")
     parser.add_argument("--submissions", help="folder of <step>.csv (evaluate)")
     parser.add_argument("--rules", default="{}", help="JSON thresholds overriding the original's")
     parser.add_argument("--registry")
     args = parser.parse_args(argv)
     rules = {"pseudo_distance": 0.9, "pseudo_probability": 0.65, "unknown_distance": 1.35,
-             "unknown_probability": 0.1, "step7_probability": 0.65, "svm_unknown_score": -0.55}
+             "unknown_probability": 0.1, "step7_probability": 0.65, "svm_unknown_score": -0.55,
+             "tune_unknown": False}
     rules.update(json.loads(args.rules))
     try:
         commands = {"pseudo": cmd_pseudo, "submit": cmd_submit, "evaluate": cmd_evaluate}
