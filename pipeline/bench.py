@@ -37,7 +37,7 @@ def lfw_pairs(c, model, pairs=None, images=None, batch_size=None, runner=None, w
     out = os.path.join(bench_dir, model)
     runner_mod.get(runner or config["runner"], config).run(entry["family"], "embed", [
         "--model", model, "--images", crops_dir, "--list", list_path, "--out", out, "--split", "pairs",
-        "--flip", "--weights-root", config["weights_dir"],
+        "--flip", "--weights-root", config["weights_dir"], "--workers", config["workers"].get(entry["family"], 1),
         "--batch-size", batch_size or config["bench"]["batch_size"]])
     files = output_files(out, "pairs")
     embeddings = np.load(files["embeddings"]) + np.load(files["flip"])
