@@ -11,8 +11,9 @@ from shared import settings as settings_mod
 
 @task(help={"model": "registry name", "pairs": "pairs.txt (default: invoke.yaml bench.pairs)",
             "images": "folder of 112x112 template crops the pairs name (default: beside pairs.txt)",
+            "flip": "sum the original and mirrored embeddings (--no-flip: the original alone)",
             "batch_size": "images per forward pass", "runner": "local, docker or auto (default: invoke.yaml)", "workspace": "workspace folder"})
-def lfw_pairs(c, model, pairs=None, images=None, batch_size=None, runner=None, workspace=None):
+def lfw_pairs(c, model, pairs=None, images=None, flip=True, batch_size=None, runner=None, workspace=None):
     """10-fold verification accuracy of MODEL on LFW-style pairs (original + flip embeddings)."""
     import numpy as np
 
@@ -35,17 +36,19 @@ def lfw_pairs(c, model, pairs=None, images=None, batch_size=None, runner=None, w
     list_path = os.path.join(bench_dir, "images.txt")
     write_text(list_path, "".join(n + "\n" for n in names))
     out = os.path.join(bench_dir, model)
+    split = "pairs" if flip else "pairs-noflip"
     runner_mod.get(runner or config["runner"], config).run(entry["family"], "embed", [
-        "--model", model, "--images", crops_dir, "--list", list_path, "--out", out, "--split", "pairs",
-        "--flip", "--weights-root", config["weights_dir"], "--workers", config["workers"].get(entry["family"], 1),
-        "--batch-size", batch_size or config["bench"]["batch_size"]])
-    files = output_files(out, "pairs")
-    embeddings = np.load(files["embeddings"]) + np.load(files["flip"])
+        "--model", model, "--images", crops_dir, "--list", list_path, "--out", out, "--split", split,
+        "--weights-root", config["weights_dir"], "--workers", config["workers"].get(entry["family"], 1),
+        "--batch-size", batch_size or config["bench"]["batch_size"]] + (["--flip"] if flip else []))
+    files = output_files(out, split)
+    embeddings = np.load(files["embeddings"]) + (np.load(files["flip"]) if flip else 0)
     scores = cosine_scores(embeddings, names, pair_list)
     mean, std = kfold_accuracy(scores, [p[2] for p in pair_list])
     timing = read_json(files["meta"])["timing"]
-    print("%s: %d pairs, %d images, %.1f forward passes/s (original + flip views, batch %d)"
-          % (model, len(pair_list), len(names), timing["views_per_s"], timing["batch_size"]))
+    print("%s: %d pairs, %d images, %.1f forward passes/s (%s, batch %d)"
+          % (model, len(pair_list), len(names), timing["views_per_s"],
+             "original + flip views" if flip else "original views", timing["batch_size"]))
     print("accuracy %.4f +- %.4f" % (mean, std))
 
 
