@@ -398,13 +398,19 @@ def main(backbone_cls, argv=None):
     """Entry point of a service: parse the contract's arguments and run; exit with its code."""
     args = build_parser(backbone_cls).parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    exit_with_code("embed", lambda: _run(backbone_cls, args))
+
+
+def exit_with_code(program, action):
+    """Run `action`; report a contract or image error as one line on stderr and exit with the
+    contract's code for it (0 when all went well)."""
     try:
-        _run(backbone_cls, args)
+        action()
     except ContractError as exc:
-        sys.stderr.write("embed: error: %s\n" % exc)
+        sys.stderr.write("%s: error: %s\n" % (program, exc))
         sys.exit(exc.code)
     except ImageError as exc:
-        sys.stderr.write("embed: error: %s\n" % exc)
+        sys.stderr.write("%s: error: %s\n" % (program, exc))
         sys.exit(EXIT_BAD_IMAGE)
     sys.exit(EXIT_OK)
 

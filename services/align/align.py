@@ -37,9 +37,9 @@ import numpy as np  # noqa: E402
 
 from services.align import detectors as detectors_mod  # noqa: E402
 from services.align import rules  # noqa: E402
-from shared.contract import (EXIT_BACKEND, EXIT_BAD_IMAGE, EXIT_OK, EXIT_USAGE,  # noqa: E402
-                             EXIT_WEIGHTS, ContractError, resume_folder, hash_names, read_list)
-from shared.images import ImageError, load_rgb, save_rgb  # noqa: E402
+from shared.contract import (EXIT_BACKEND, EXIT_BAD_IMAGE, EXIT_USAGE,  # noqa: E402
+                             EXIT_WEIGHTS, ContractError, exit_with_code, resume_folder, hash_names, read_list)
+from shared.images import load_rgb, save_rgb  # noqa: E402
 from shared.registry import WeightsError  # noqa: E402
 from shared.storage import read_json, write_json, write_text  # noqa: E402
 from shared.template import CROP_SIZES  # noqa: E402
@@ -241,15 +241,7 @@ def _run(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        _run(args)
-    except ContractError as exc:
-        sys.stderr.write("align: error: %s\n" % exc)
-        sys.exit(exc.code)
-    except ImageError as exc:
-        sys.stderr.write("align: error: %s\n" % exc)
-        sys.exit(EXIT_BAD_IMAGE)
-    sys.exit(EXIT_OK)
+    exit_with_code("align", lambda: _run(args))
 
 
 if __name__ == "__main__":
