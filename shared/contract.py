@@ -168,7 +168,8 @@ def build_parser(backbone_cls):
     return parser
 
 
-def _progress(total, desc):
+def progress_bar(total, desc):
+    """A tqdm bar on a terminal (silent otherwise); None where tqdm is not installed."""
     try:
         from tqdm import tqdm
     except ImportError:
@@ -325,7 +326,7 @@ def _run(backbone_cls, args):
     counters = {"resized": 0}
     step = -(-args.chunk_size // job.group()) * job.group()  # whole groups per chunk
     chunks = [(lo, min(lo + step, len(names))) for lo in range(0, len(names), step)]
-    progress = _progress(len(names), entry["name"])
+    progress = progress_bar(len(names), entry["name"])
     embed_started = time.time()
     computed = 0
     for lo, hi in chunks:

@@ -49,15 +49,16 @@ def distance_weights(registry, models):
     return dict((m, w / total) for m, w in raw.items())
 
 
-def _unit(x):
+def unit_rows(x):
+    """Each row scaled to unit L2 norm."""
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def min_distance(test, train, weights, block=2048):
     """Per test row: min over train rows of sum_m w_m * ||t_m - r_m||^2 (unit vectors)."""
     names = sorted(weights)
-    test = dict((m, _unit(test[m].astype(np.float64))) for m in names)
-    train = dict((m, _unit(train[m].astype(np.float64))) for m in names)
+    test = dict((m, unit_rows(test[m].astype(np.float64))) for m in names)
+    train = dict((m, unit_rows(train[m].astype(np.float64))) for m in names)
     count = len(test[names[0]])
     out = np.empty(count)
     for lo in range(0, count, block):

@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 from services.align import detectors as detectors_mod  # noqa: E402
 from services.align import rules  # noqa: E402
 from shared.contract import (EXIT_BACKEND, EXIT_BAD_IMAGE, EXIT_USAGE,  # noqa: E402
-                             EXIT_WEIGHTS, ContractError, exit_with_code, resume_folder, hash_names, read_list)
+                             EXIT_WEIGHTS, ContractError, exit_with_code, progress_bar, resume_folder, hash_names, read_list)
 from shared.images import load_rgb, save_rgb  # noqa: E402
 from shared.registry import WeightsError  # noqa: E402
 from shared.storage import read_json, write_json, write_text  # noqa: E402
@@ -136,12 +136,6 @@ def _align_chunk(args, names, crops, chain, progress):
     return records
 
 
-def _progress(total, desc):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img", disable=not sys.stderr.isatty())
-
-
 def _versions(chain_objects):
     import cv2
 
@@ -194,16 +188,18 @@ def _run(args):
                             % (", ".join(f["name"] for f, _, _ in chain), type(exc).__name__, exc))
     load_seconds = time.time() - load_started
     bounds = [(lo, min(lo + args.chunk_size, len(names))) for lo in range(0, len(names), args.chunk_size)]
-    progress = _progress(len(names), "align " + args.split)
+    progress = progress_bar(len(names), "align " + args.split)
     started, computed = time.time(), 0
     for lo, hi in bounds:
         chunk_file = os.path.join(partial, "chunk-%08d.json" % lo)
         if os.path.isfile(chunk_file):
-            progress.update(hi - lo)
+            if progress is not None:
+                progress.update(hi - lo)
             continue
         write_json(chunk_file, _align_chunk(args, names[lo:hi], crops, objects, progress))
         computed += hi - lo
-    progress.close()
+    if progress is not None:
+        progress.close()
     align_seconds = time.time() - started
 
     records = []

@@ -1,18 +1,14 @@
 """Peer baselines on the same embeddings: what the heads and pseudo-labelling must beat."""
 import numpy as np
 
-from shared.ensemble import UNKNOWN
+from shared.ensemble import UNKNOWN, unit_rows
 from shared.metrics import map_at_5
-
-
-def _unit(x):
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def _class_similarity(gallery, labels, probes):
     """(P, K) best cosine of each probe to each class's gallery images, and the class ids."""
     classes = np.unique(labels)
-    similarity = _unit(probes).dot(_unit(gallery).T)
+    similarity = unit_rows(probes).dot(unit_rows(gallery).T)
     best = np.full((len(probes), len(classes)), -np.inf)
     for k, c in enumerate(classes):
         best[:, k] = similarity[:, labels == c].max(axis=1)
@@ -48,8 +44,8 @@ def linear_svm(train, labels, test, unknown_score, seed=0):
     is <= unknown_score (-0.55, the peer solution's setting)."""
     from sklearn.svm import LinearSVC
 
-    svm = LinearSVC(C=1.0, random_state=seed).fit(_unit(train), labels)
-    decision = svm.decision_function(_unit(test))
+    svm = LinearSVC(C=1.0, random_state=seed).fit(unit_rows(train), labels)
+    decision = svm.decision_function(unit_rows(test))
     order = np.argsort(-decision, axis=1, kind="stable")[:, :5]
     ranked = svm.classes_[order]
     unknown = decision.max(axis=1) <= unknown_score
