@@ -1,7 +1,8 @@
 # Entry points: `make demo` (set up, then the whole pipeline on the LFW benchmark) and `make test`.
 PYTHON ?= python3.11
 VENVS := .venvs
-SERVICES := insightface dlib facenet vggface2 align head
+# Every folder of services/ with a requirements.txt, the rule of shared.runner.services().
+SERVICES := $(patsubst services/%/requirements.txt,%,$(wildcard services/*/requirements.txt))
 INVOKE := $(VENVS)/tasks/bin/invoke
 WORKSPACE ?= workspace
 
@@ -20,8 +21,9 @@ $(VENVS)/%/.ready: services/%/requirements.txt
 	$(VENVS)/$*/bin/pip install -q -r services/$*/requirements.txt
 	touch $@
 
-# Every service's Docker image (docker/<service>.Dockerfile). Needs a Docker engine (as root,
-# docker/start-engine.sh starts one); base images are made offline where no registry answers.
+# Every service's Docker image (docker/<service>.Dockerfile, else the bookworm template
+# docker/service.Dockerfile). Needs a Docker engine (as root, docker/start-engine.sh starts
+# one); base images are made offline where no registry answers.
 images: $(VENVS)/tasks/.ready
 	$(INVOKE) images.build
 

@@ -7,8 +7,10 @@ service_dir="/app/services/${FACES_SERVICE:?the image sets FACES_SERVICE}"
 # The service's scripts: its top-level modules that run as programs.
 available=$(cd "$service_dir" && grep -l "^if __name__ == .__main__.:" [!_]*.py 2>/dev/null | sed 's/\.py$//' | tr '\n' ' ')
 if [ $# -eq 0 ]; then
-  echo "usage: docker run [options] IMAGE ENTRYPOINT [ARGS...]; entrypoints of the ${FACES_SERVICE} image: ${available}" >&2
-  exit 2
+  # No arguments: the service's DEFAULT_COMMAND (services/<service>/image.conf), else embed's help.
+  DEFAULT_COMMAND="embed --help"
+  if [ -f "$service_dir/image.conf" ]; then . "$service_dir/image.conf"; fi
+  set -- $DEFAULT_COMMAND
 fi
 requested=$1
 shift

@@ -1,4 +1,5 @@
-"""`images` collection: the per-service Docker images (docker/<service>.Dockerfile).
+"""`images` collection: the per-service Docker images (docker/<service>.Dockerfile, else the
+bookworm template docker/service.Dockerfile; see shared/docker_runner.py).
 
     invoke images.build [--only NAME]   build every image (or one); prints build time and size
     invoke images.smoke [--only NAME]   build if needed, then the per-image smoke tests
@@ -12,33 +13,36 @@ import time
 
 from invoke import task
 
-from shared import runner as runner_mod
+from pipeline.common import fail
+from shared import docker_runner
+from shared.runner import services as all_services
+from shared.settings import ROOT
 
 
 def _services(only):
-    known = runner_mod.image_services()
+    known = all_services()
     if only is None:
         return known
     wanted = only.split(",")
     unknown = [name for name in wanted if name not in known]
     if unknown:
-        raise SystemExit("no image named %s (images: %s)" % (", ".join(unknown), ", ".join(known)))
+        fail("no image named %s (images: %s)" % (", ".join(unknown), ", ".join(known)))
     return wanted
 
 
-def _engine():
-    version = runner_mod.docker_answers()
+def _engine(runner):
+    version = runner.engine()
     if not version:
-        raise SystemExit("no Docker engine answers (%s version): start one, e.g. `sudo docker/start-engine.sh`"
-                         % runner_mod.DOCKER)
+        fail("no Docker engine answers (%s version): start one, e.g. `sudo docker/start-engine.sh`"
+             % runner.docker)
     return version
 
 
-@task(help={"only": "comma-separated services (default: every docker/<service>.Dockerfile)"})
+@task(help={"only": "comma-separated services (default: every folder of services/ with a requirements.txt)"})
 def build(c, only=None):
     """Build the service images (the engine's cache makes an unchanged image a no-op)."""
-    print("Docker engine %s" % _engine())
-    builder = runner_mod.DockerRunner(writable=[])
+    builder = docker_runner.DockerRunner(writable=[])
+    print("Docker engine %s" % _engine(builder))
     services = _services(only)
     started = time.time()
     builder.ensure_base_images(services)
@@ -54,8 +58,8 @@ def build(c, only=None):
 @task(help={"only": "comma-separated services (default: all)"})
 def smoke(c, only=None):
     """The per-image smoke tests (tests/test_docker.py), building images where needed."""
-    _engine()
+    _engine(docker_runner.DockerRunner(writable=[]))
     command = [sys.executable, "-m", "pytest", "-q", os.path.join("tests", "test_docker.py")]
     if only:
         command += ["-k", " or ".join(_services(only))]
-    sys.exit(subprocess.call(command, cwd=runner_mod.ROOT))
+    sys.exit(subprocess.call(command, cwd=ROOT))
