@@ -19,9 +19,9 @@ import tempfile
 import numpy as np
 
 from shared.images import list_images, load_rgb, save_rgb
+from shared.schema import UNKNOWN_LABEL
 from shared.storage import atomic_path, stable_seed
 
-UNKNOWN_LABEL = 1000
 DAMAGE_KINDS = ("grayscale", "blur", "lowres", "hflip", "rot180")
 
 

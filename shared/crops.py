@@ -7,15 +7,15 @@ aligned with the same 5-point template: the other sizes are resizes/shifts of th
 import os
 import shutil
 
-from shared.images import load_rgb, save_rgb
+from shared.images import CROP_JPEG_QUALITY, load_rgb, save_rgb
 from shared.template import derive_from_112
 
 
 def derive_prealigned(src_dir, names, out_dirs, progress=None):
     """Write out_dirs[crop]/<name> for each name and crop; existing files are kept (resume).
 
-    The 112x112 crop is copied byte for byte; the others are re-encoded (JPEG quality 98 for
-    .jpg names, lossless otherwise). Returns the number of files written."""
+    The 112x112 crop is copied byte for byte; the others are re-encoded (JPEG at
+    CROP_JPEG_QUALITY for .jpg names, lossless otherwise). Returns the number of files written."""
     written = 0
     for name in (progress(names) if progress else names):
         targets = [(crop, os.path.join(folder, name)) for crop, folder in sorted(out_dirs.items())]
@@ -36,6 +36,6 @@ def derive_prealigned(src_dir, names, out_dirs, progress=None):
                 shutil.copyfile(source, tmp)
                 os.rename(tmp, path)
             else:
-                save_rgb(path, derive_from_112(image, crop), quality=98)
+                save_rgb(path, derive_from_112(image, crop), quality=CROP_JPEG_QUALITY)
             written += 1
     return written

@@ -2,7 +2,7 @@
 pseudo-label / unknown rules of the original solution. Pure NumPy, so it is tested directly."""
 import numpy as np
 
-UNKNOWN = 1000
+from shared.schema import UNKNOWN_LABEL as UNKNOWN
 
 
 def ensemble_weights(registry, models, step):

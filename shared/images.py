@@ -6,16 +6,19 @@ import os
 import numpy as np
 from PIL import Image, ImageOps
 
+from shared.schema import EXIT_BAD_IMAGE, ContractError
 from shared.storage import atomic_path
 
+CROP_JPEG_QUALITY = 98  # the aligned crops' JPEG quality (the original's), wherever they are written
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class ImageError(Exception):
-    """An image that cannot be used; the message names the file and the problem."""
+class ImageError(ContractError):
+    """An image that cannot be used; the message names the file and the problem. An
+    entrypoint exits with EXIT_BAD_IMAGE on it."""
 
     def __init__(self, path, problem):
-        Exception.__init__(self, "cannot read image '%s': %s" % (path, problem))
+        ContractError.__init__(self, EXIT_BAD_IMAGE, "cannot read image '%s': %s" % (path, problem))
         self.path = path
         self.problem = problem
 
@@ -50,6 +53,14 @@ def load_rgb(path):
     if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageError(path, "empty image (shape %s)" % (arr.shape,))
     return np.ascontiguousarray(arr)
+
+
+def load_rgb_at(path, size):
+    """(load_rgb(path) resized (bicubic) to size = (width, height), whether it was resized)."""
+    image = load_rgb(path)
+    if (image.shape[1], image.shape[0]) == size:
+        return image, False
+    return np.asarray(Image.fromarray(image).resize(size, Image.BICUBIC)), True
 
 
 _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".pgm": "PPM", ".ppm": "PPM"}

@@ -1,7 +1,7 @@
 """Known-answer cases for the detectors: an aligned crop pasted onto a larger canvas by a known
 similarity transform, and the error of an alignment against the known landmarks.
 
-Used by the align benchmark (`invoke bench.align`) and the service tests. Needs only numpy and
+Used by the align benchmark (shared/bench_align.py) and the align service tests. Needs only numpy and
 OpenCV.
 """
 import numpy as np
@@ -61,7 +61,7 @@ def write_cases(source, names, folder, seed):
     One random stream per seed, drawn in list order, so a seed gives the same cases."""
     import os
 
-    from shared.images import load_rgb, save_rgb
+    from shared.images import CROP_JPEG_QUALITY, load_rgb, save_rgb
 
     rng = np.random.RandomState(seed)
     matrices = {}
@@ -69,7 +69,7 @@ def write_cases(source, names, folder, seed):
         matrix = placement(rng)
         path = os.path.join(folder, name)
         if not os.path.isfile(path):
-            save_rgb(path, paste(load_rgb(os.path.join(source, name)), matrix), quality=98)
+            save_rgb(path, paste(load_rgb(os.path.join(source, name)), matrix), quality=CROP_JPEG_QUALITY)
         matrices[name] = matrix
     return matrices
 

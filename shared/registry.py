@@ -6,13 +6,20 @@ import os
 
 import yaml
 
+from shared.schema import EXIT_WEIGHTS, ContractError
+from shared.steps import STEPS
 from shared.storage import sha256_file
 
 REGISTRY_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models.yaml")
+REQUIRED_OPTIONS = {"insightface": ("prefix", "epoch"), "dlib": ("chip", "descriptor_file")}
 
 
-class WeightsError(Exception):
-    """Weight files missing or not the published ones; the message says what and where."""
+class WeightsError(ContractError):
+    """Weight files missing or not the published ones; the message says what and where. An
+    entrypoint exits with EXIT_WEIGHTS on it."""
+
+    def __init__(self, message):
+        ContractError.__init__(self, EXIT_WEIGHTS, message)
 
 
 def _merge(base, override):
@@ -51,7 +58,7 @@ class Registry(object):
     def problems(self):
         """Inconsistencies in the registry, as readable strings (empty when all is well)."""
         found = []
-        for step in ("step4", "step6", "step7"):
+        for step in STEPS:
             total = sum(group[step] for group in self.groups.values())
             if abs(total - 1.0) > 1e-9:
                 found.append("group weights for %s sum to %.6f, not 1" % (step, total))
@@ -69,7 +76,25 @@ class Registry(object):
                     found.append("%s: missing '%s'" % (name, key))
             if entry["ensemble"]["group"] not in self.groups:
                 found.append("%s: unknown group '%s'" % (name, entry["ensemble"]["group"]))
+            found.extend(_option_problems(name, entry))
         return found
+
+
+def checkpoint_files(options):
+    """The MXNet checkpoint files (symbol, params) an insightface entry's options name."""
+    return "%s-symbol.json" % options["prefix"], "%s-%04d.params" % (options["prefix"], options["epoch"])
+
+
+def _option_problems(name, entry):
+    options = entry.get("options", {})
+    lacking = [key for key in REQUIRED_OPTIONS.get(entry["family"], ()) if key not in options]
+    if lacking:
+        return ["%s: options lack %s" % (name, ", ".join(lacking))]
+    named = [value for key, value in sorted(options.items()) if key.endswith("_file")]
+    if entry["family"] == "insightface":
+        named.extend(checkpoint_files(options))
+    return ["%s: options name '%s', which is not one of its weight files" % (name, filename)
+            for filename in named if filename not in entry["weights"]["files"]]
 
 
 def load(path=None):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, lfw_people, require
-from services.align import known
+from shared import known_faces as known
 from shared.images import load_rgb, save_rgb
 from shared.runner import LocalRunner
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from shared.contract import (ContractError, output_prefix, parse_shard, read_list, shard_bounds,
-                             to_batch)
+from shared.backbone import to_batch
+from shared.schema import ContractError, output_prefix, parse_shard, read_list, shard_bounds
 
 
 def test_read_list_plain_and_csv(tmp_path):

@@ -10,19 +10,21 @@ import numpy as np
 import pytest
 
 from conftest import LFW, ROOT, WEIGHTS, lfw_people, require
+from shared import docker_runner as docker_mod
 from shared import registry as registry_mod
 from shared import runner as runner_mod
-from shared.contract import output_files
+from shared.schema import output_files
 from shared.settings import load as load_settings
 from shared.storage import read_json
 from test_workflow import ALL, INVOKE, source  # noqa: F401  (source: test_workflow's tiny benchmark, a fixture)
 
-ENGINE = runner_mod.docker_answers()
+ENGINE = docker_mod.docker_answers()
 if ENGINE is None:
     if os.environ.get("FACES_REQUIRE_DOCKER") == "1":
-        raise RuntimeError("FACES_REQUIRE_DOCKER=1 but no Docker engine answers (%s version)" % runner_mod.DOCKER)
+        raise RuntimeError("FACES_REQUIRE_DOCKER=1 but no Docker engine answers (%s version)"
+                           % docker_mod.default_docker())
     pytest.skip("no Docker engine answers (%s version): the image smoke tests need one "
-                "(start it with docker/start-engine.sh)" % runner_mod.DOCKER, allow_module_level=True)
+                "(start it with docker/start-engine.sh)" % docker_mod.default_docker(), allow_module_level=True)
 
 # What each embedding image's smoke test embeds with: a registry model with real weights here,
 # or None for FaceNet, whose real files are not here (a generated graph in FaceNet's frozen
@@ -39,8 +41,8 @@ POINT_TOLERANCE = 1e-3  # pixels, container vs local landmarks
 def docker_runner(tmp_path_factory):
     """The runner the tasks use, with a scratch folder as its workspace."""
     data_dir = load_settings()["data_dir"]
-    return runner_mod.DockerRunner(writable=[str(tmp_path_factory.mktemp("docker-workspace"))],
-                                   readable=[require(WEIGHTS), require(data_dir)])
+    return docker_mod.DockerRunner(writable=[str(tmp_path_factory.mktemp("docker-workspace"))],
+                                   readable=[require(WEIGHTS), require(data_dir)], version=ENGINE)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,18 @@ def image_python(service):
 
 
 def test_every_image_has_a_smoke_case():
-    assert sorted(runner_mod.image_services()) == sorted(list(EMBED_MODELS) + OTHER_IMAGES)
+    assert runner_mod.services() == sorted(list(EMBED_MODELS) + OTHER_IMAGES)
+
+
+@pytest.mark.parametrize("service", sorted(list(EMBED_MODELS) + OTHER_IMAGES))
+def test_a_bare_run_shows_the_default_entrypoints_help(service, docker_runner, built):
+    """`docker run IMAGE` with no arguments: head shows train's options, align align's, the
+    embedding images embed's."""
+    built(service)
+    expected = {"head": "train", "align": "align"}.get(service, "embed")
+    proc = subprocess.run([docker_runner.docker, "run"] + docker_runner.options() + [docker_runner.image(service)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: %s " % expected), proc.stdout + proc.stderr
 
 
 def smoke_list(docker_runner, name):
@@ -157,7 +170,7 @@ def assert_same_beats_different(embeddings):
 
 def test_align_container_matches_local_runner(docker_runner, built):
     """Real MTCNN (InsightFace's MXNet weights) on real LFW images, in the image and locally."""
-    from services.align.known import read_faces
+    from shared.known_faces import read_faces
     from shared.images import load_rgb
 
     built("align")
@@ -183,16 +196,26 @@ def test_align_container_matches_local_runner(docker_runner, built):
     assert difference.max() <= 3 and difference.mean() <= 0.01, (difference.max(), difference.mean())
 
 
+def programs(service):
+    """The service's top-level modules that run as programs: its image's entrypoints."""
+    folder = os.path.join(ROOT, "services", service)
+    return sorted(name[:-3] for name in os.listdir(folder) if name.endswith(".py") and not name.startswith("_")
+                  and '\nif __name__ == "__main__":' in open(os.path.join(folder, name)).read())
+
+
 def test_head_image_runs_its_entrypoints(docker_runner, built):
     """The head image's entrypoints start (TensorFlow, Keras and scikit-learn import), and its
     versions are the pinned ones the local environment has."""
     built("head")
-    for entrypoint in ("train", "steps"):
+    entrypoints = programs("head")
+    assert "train" in entrypoints
+    for entrypoint in entrypoints:
         proc = subprocess.run(docker_runner.command("head", entrypoint, ["--help"]), capture_output=True, text=True)
         assert proc.returncode == 0 and "usage" in proc.stdout, proc.stdout + proc.stderr
     # A module that is not a program (services/head/arrays.py) is not an entrypoint.
     proc = subprocess.run(docker_runner.command("head", "arrays", []), capture_output=True, text=True)
-    assert proc.returncode == 2 and "entrypoints of the head image: steps train" in proc.stderr, proc.stderr
+    assert proc.returncode == 2, proc.stderr
+    assert "entrypoints of the head image: %s" % " ".join(entrypoints) in proc.stderr, proc.stderr
     code = "import tensorflow, keras, sklearn, numpy; print(tensorflow.__version__, keras.__version__, sklearn.__version__, numpy.__version__)"
     inside = probe(docker_runner, "head", "python", code)
     local = subprocess.run([runner_mod.LocalRunner().python("head"), "-c", code], capture_output=True, text=True)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import lfw_people, run_service
-from shared.contract import EXIT_BAD_IMAGE, EXIT_USAGE, EXIT_WEIGHTS, merge_shards, output_files
+from shared.schema import EXIT_BAD_IMAGE, EXIT_USAGE, EXIT_WEIGHTS, output_files
+from shared.shards import merge_shards
 from shared.template import derive_from_112
 from shared.images import load_rgb, save_rgb
 from shared.storage import read_json

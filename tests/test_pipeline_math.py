@@ -170,9 +170,9 @@ def test_unknown_rule_tuned_on_validation_folds_finds_the_planted_threshold(tmp_
     puts them far from everything and unsure, so the tuned rule must flag them."""
     from types import SimpleNamespace
 
-    from services.head.steps import tuned_rules
-    from shared.contract import output_files
-    from shared.storage import save_npy, write_text
+    from services.head.ensemble import tuned_rules
+    from shared.schema import output_files
+    from shared.storage import save_npy, write_json, write_text
 
     rng = np.random.RandomState(0)
     labels = np.concatenate([np.repeat(np.arange(20), 5), np.arange(20, 40)])  # 20 singletons
@@ -184,6 +184,7 @@ def test_unknown_rule_tuned_on_validation_folds_finds_the_planted_threshold(tmp_
     os.makedirs(os.path.dirname(files["embeddings"]))
     save_npy(files["embeddings"], embeddings.astype(np.float32))
     write_text(files["index"], "row,image\n" + "".join("%d,%s\n" % (i, n) for i, n in enumerate(images)))
+    write_json(files["meta"], {"files": {"embeddings": "train.npy", "index": "train_index.csv"}})  # marks it complete
     probs = np.full((len(labels), 40), 0.001)
     probs[np.arange(100), labels[:100]] = 0.9  # confident on the identities with 5 images
     os.makedirs(str(tmp_path / "heads" / "model4_insightface" / "step4"))

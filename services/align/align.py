@@ -1,33 +1,34 @@
 """The align service: detect, take 5 landmarks, warp onto the ArcFace template at every size.
 
     align --images DIR --list FILE --out DIR [--split NAME] [--detectors auto|NAME,NAME...]
-          [--crops 112x112,150x150,...] [--weights-root DIR] [--weights NAME=DIR ...]
-          [--no-blur-retry] [--chunk-size N] [--no-verify]
+          [--crops SIZE,SIZE...] [--weights-root DIR] [--weights NAME=DIR ...]
+          [--no-blur-retry] [--chunk-size N] [--config YAML] [--no-verify]
 
-Writes, for split S (the embed contract's style, shared/contract.py):
-    <out>/<crop>/S/<image>   one aligned crop per listed image and crop size
+Writes, for split S (in the embed entrypoint's style, shared/schema.py):
+    <out>/<crop>/S/<image>   one aligned crop per listed image and crop size (every size of
+                             shared/template.py CROP_SIZES by default)
     <out>/no_face_S.txt      images no detector found a face in, even blurred; their crops are
                              the whole image resized (bicubic), as the original did
     <out>/S_faces.csv        image, status (face|blur|none), detector, blur sigma, score, faces
                              found, and the 5 landmarks (x, y) in the source image
     <out>/S_meta.json        detectors + weight sha256, crops, counts, timing, versions;
                              written last, so its presence means the split is complete.
-Exit codes as the embed contract: 0 done or up to date, 2 bad arguments or list, 3 unreadable
+Exit codes as the embed entrypoint: 0 done or up to date, 2 bad arguments or list, 3 unreadable
 or missing image, 4 missing or mismatched weights, 5 the framework failed. Work is recorded in
-chunks under <out>/.S.partial/: an interrupted run resumes where it stopped.
+chunks under <out>/.S.partial/ (shared/resumable.py): an interrupted run resumes where it stopped.
 """
 import argparse
 import os
 import platform
-import shutil
 import sys
-import time
 import warnings
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
-# MXNet 1.9.1's MKLDNN kernels can leave outputs in a layout asnumpy() rejects (see
-# services/insightface/embed.py); the plain CPU kernels are correct.
+# MXNet 1.9.1's MKLDNN graph fusion pass can leave outputs in a layout asnumpy() rejects (see
+# services/insightface/embed.py; the MKLDNN kernels themselves are correct). MTCNN is small, so
+# this service turns MKLDNN off altogether, which also avoids the fusion pass, and keeps its
+# landmarks those of the plain CPU kernels.
 os.environ.setdefault("MXNET_MKLDNN_ENABLED", "0")
 os.environ.setdefault("MXNET_STORAGE_FALLBACK_LOG_VERBOSE", "0")
 # face_recognition_models (dlib's files) imports pkg_resources, which warns on every start.
@@ -37,16 +38,15 @@ import numpy as np  # noqa: E402
 
 from services.align import detectors as detectors_mod  # noqa: E402
 from services.align import rules  # noqa: E402
-from shared.contract import (EXIT_BACKEND, EXIT_BAD_IMAGE, EXIT_USAGE,  # noqa: E402
-                             EXIT_WEIGHTS, ContractError, exit_with_code, progress_bar, resume_folder, hash_names, read_list)
-from shared.images import load_rgb, save_rgb  # noqa: E402
-from shared.registry import WeightsError  # noqa: E402
-from shared.storage import read_json, write_json, write_text  # noqa: E402
+from shared import resumable  # noqa: E402
+from shared.images import CROP_JPEG_QUALITY, load_rgb, save_rgb  # noqa: E402
+from shared.schema import (EXIT_BACKEND, EXIT_USAGE, ContractError, exit_with_code,  # noqa: E402
+                           hash_names, read_list, require_images)
+from shared.storage import write_text  # noqa: E402
 from shared.template import CROP_SIZES  # noqa: E402
 
 ALIGN_VERSION = 1
 WRITABLE = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm")  # what shared.images.save_rgb writes
-JPEG_QUALITY = 98  # as the pre-aligned pass (shared/crops.py)
 CSV_HEADER = "image,status,detector,sigma,score,faces," + ",".join(
     "%s%d" % (axis, k) for k in range(1, 6) for axis in "xy")
 
@@ -96,11 +96,7 @@ def _check_args(args, names):
         raise ContractError(EXIT_USAGE, "cannot write crops named like '%s' (%d listed images): "
                             "crops keep the image's name and are written as %s"
                             % (unwritable[0], len(unwritable), "/".join(WRITABLE)))
-    missing = [n for n in names if not os.path.isfile(os.path.join(args.images, n))]
-    if missing:
-        raise ContractError(EXIT_BAD_IMAGE, "cannot read image '%s': no such file (%d of %d listed "
-                            "images are missing)" % (os.path.join(args.images, missing[0]),
-                                                     len(missing), len(names)))
+    require_images(args.images, names)
     return crops
 
 
@@ -129,7 +125,7 @@ def _align_chunk(args, names, crops, chain, progress):
         else:
             outputs = rules.crops_for(image, found.face.points, crops)
         for crop, pixels in outputs.items():
-            save_rgb(os.path.join(args.out, crop, args.split, name), pixels, quality=JPEG_QUALITY)
+            save_rgb(os.path.join(args.out, crop, args.split, name), pixels, quality=CROP_JPEG_QUALITY)
         records.append(_record(name, found))
         if progress is not None:
             progress.update(1)
@@ -154,82 +150,73 @@ def _versions(chain_objects):
     return found
 
 
-def _run(args):
-    names = read_list(args.list)
-    crops = _check_args(args, names)
+def _chain(args):
+    """The detector chain [(entry, folder, digests)] and notes on what `auto` left out."""
     config = detectors_mod.load_config(args.config)
-    wanted = args.detectors.split(",")
     try:
-        chain, notes = detectors_mod.resolve_chain(config, wanted, args.weights_root,
+        chain, notes = detectors_mod.resolve_chain(config, args.detectors.split(","), args.weights_root,
                                                    _overrides(args.weights), verify=not args.no_verify)
     except KeyError as exc:
         raise ContractError(EXIT_USAGE, exc.args[0])
-    except WeightsError as exc:
-        raise ContractError(EXIT_WEIGHTS, str(exc))
     for note in notes:
         sys.stderr.write("align: %s\n" % note)
+    return chain, notes
 
+
+def _write_outputs(args, records):
+    """no_face_S.txt and S_faces.csv; returns the names of the images without a face."""
+    no_face = [row[0] for row in records if row[1] == "none"]
+    write_text(os.path.join(args.out, "no_face_%s.txt" % args.split), "".join(n + "\n" for n in no_face))
+    write_text(os.path.join(args.out, args.split + "_faces.csv"), CSV_HEADER + "\n" + "".join(
+        ",".join(str(v) for v in row) + "\n" for row in records))
+    return no_face
+
+
+def _meta(args, chain, notes, records, no_face):
+    by_detector = {}
+    for row in records:
+        if row[1] != "none":
+            by_detector[row[2]] = by_detector.get(row[2], 0) + 1
+    return {
+        "align": ALIGN_VERSION, "split": args.split,
+        "detectors": [{"name": found["name"], "what": found["what"], "dir": os.path.abspath(folder),
+                       "files": digests, "verified": not args.no_verify}
+                      for found, folder, digests in chain],
+        "left_out": notes, "blur_sigmas": [] if args.no_blur_retry else [round(s, 3) for s in rules.BLUR_SIGMAS],
+        "counts": {"images": len(records), "face": sum(r[1] == "face" for r in records),
+                   "blur": sum(r[1] == "blur" for r in records), "no_face": len(no_face),
+                   "by_detector": by_detector},
+        "files": {"faces": args.split + "_faces.csv", "no_face": "no_face_%s.txt" % args.split},
+    }
+
+
+def _run(args):
+    names = read_list(args.list)
+    crops = _check_args(args, names)
+    chain, notes = _chain(args)
     fingerprint = {
         "align": ALIGN_VERSION, "images": os.path.abspath(args.images), "list_hash": hash_names(names),
         "names": len(names), "crops": crops, "blur_retry": not args.no_blur_retry,
         "detectors": [[found["name"], digests] for found, _, digests in chain],
         "chunk_size": args.chunk_size}
     meta_path = os.path.join(args.out, args.split + "_meta.json")
-    if os.path.isfile(meta_path) and read_json(meta_path).get("fingerprint") == fingerprint:
+    if resumable.up_to_date(meta_path, fingerprint):
         print("align: %s is up to date (%d images)" % (meta_path, len(names)))
         return
-    partial = resume_folder(args.out, args.split, fingerprint)
-
-    load_started = time.time()
-    try:
-        objects = [detectors_mod.load_detector(found, folder) for found, folder, _ in chain]
-    except Exception as exc:
-        raise ContractError(EXIT_BACKEND, "cannot load the detectors %s: %s: %s"
-                            % (", ".join(f["name"] for f, _, _ in chain), type(exc).__name__, exc))
-    load_seconds = time.time() - load_started
-    bounds = [(lo, min(lo + args.chunk_size, len(names))) for lo in range(0, len(names), args.chunk_size)]
-    progress = progress_bar(len(names), "align " + args.split)
-    started, computed = time.time(), 0
-    for lo, hi in bounds:
-        chunk_file = os.path.join(partial, "chunk-%08d.json" % lo)
-        if os.path.isfile(chunk_file):
-            if progress is not None:
-                progress.update(hi - lo)
-            continue
-        write_json(chunk_file, _align_chunk(args, names[lo:hi], crops, objects, progress))
-        computed += hi - lo
-    if progress is not None:
-        progress.close()
-    align_seconds = time.time() - started
-
-    records = []
-    for lo, _ in bounds:
-        records.extend(read_json(os.path.join(partial, "chunk-%08d.json" % lo)))
-    no_face = [row[0] for row in records if row[1] == "none"]
-    write_text(os.path.join(args.out, "no_face_%s.txt" % args.split), "".join(n + "\n" for n in no_face))
-    write_text(os.path.join(args.out, args.split + "_faces.csv"), CSV_HEADER + "\n" + "".join(
-        ",".join(str(v) for v in row) + "\n" for row in records))
-    by_detector = {}
-    for row in records:
-        if row[1] != "none":
-            by_detector[row[2]] = by_detector.get(row[2], 0) + 1
-    meta = {
-        "align": ALIGN_VERSION, "split": args.split, "crops": crops,
-        "detectors": [{"name": found["name"], "what": found["what"], "dir": os.path.abspath(folder),
-                       "files": digests, "verified": not args.no_verify}
-                      for found, folder, digests in chain],
-        "left_out": notes, "blur_sigmas": [] if args.no_blur_retry else [round(s, 3) for s in rules.BLUR_SIGMAS],
-        "counts": {"images": len(names), "face": sum(r[1] == "face" for r in records),
-                   "blur": sum(r[1] == "blur" for r in records), "no_face": len(no_face),
-                   "by_detector": by_detector},
-        "files": {"faces": args.split + "_faces.csv", "no_face": "no_face_%s.txt" % args.split},
-        "timing": {"load_s": round(load_seconds, 3), "align_s": round(align_seconds, 3),
-                   "images_computed": computed,
-                   "images_per_s": round(computed / max(align_seconds, 1e-9), 2)},
-        "versions": _versions(objects), "fingerprint": fingerprint,
-    }
-    write_json(meta_path, meta)
-    shutil.rmtree(partial)
+    partial = resumable.resume_folder(args.out, args.split, fingerprint)
+    objects, load_seconds = resumable.timed_load(
+        lambda: [detectors_mod.load_detector(found, folder) for found, folder, _ in chain],
+        "the detectors %s" % ", ".join(f["name"] for f, _, _ in chain))
+    chunks, computed, seconds = resumable.run_chunks(
+        partial, resumable.chunk_bounds(len(names), args.chunk_size), resumable.JSON, "align " + args.split,
+        lambda lo, hi, progress: _align_chunk(args, names[lo:hi], crops, objects, progress))
+    records = [row for chunk in chunks for row in chunk]
+    no_face = _write_outputs(args, records)
+    meta = dict(_meta(args, chain, notes, records, no_face), crops=crops, fingerprint=fingerprint,
+                versions=_versions(objects),
+                timing={"load_s": round(load_seconds, 3), "align_s": round(seconds, 3), "images_computed": computed,
+                        "images_per_s": round(computed / max(seconds, 1e-9), 2)})
+    resumable.finish(meta_path, meta, partial)
     print("align %s: %d images, %d with a face (%d after blurring), %d listed in no_face_%s.txt -> %s"
           % (args.split, len(names), len(names) - len(no_face), meta["counts"]["blur"], len(no_face),
              args.split, args.out))

@@ -1,6 +1,7 @@
 """dlib's ResNet face descriptor (dlib_face_recognition_resnet_model_v1, 128-d).
 
-Two framings, chosen by the registry entry's `options.chip`:
+Two framings, chosen by the registry entry's `options.chip` (its options also name the files:
+`descriptor_file`, and `shape_file` for the dlib framing):
   template  the original solution's: the 150x150 ArcFace-template crop fed straight to
             compute_face_descriptor (a framing the network never saw in training);
   dlib      dlib's own: the 5-point shape predictor on the aligned crop, then
@@ -13,7 +14,7 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
 
 import numpy as np  # noqa: E402
 
-from shared.contract import Backbone, main  # noqa: E402
+from shared.backbone import Backbone, main  # noqa: E402
 
 CHIP_SIZE, CHIP_PADDING = 150, 0.25
 
@@ -27,13 +28,13 @@ class Dlib(Backbone):
         import dlib
 
         self.dlib = dlib
-        self.chip = entry.get("options", {}).get("chip", "template")
+        options = entry["options"]
+        self.chip = options["chip"]
         if self.chip not in ("template", "dlib"):
             raise ValueError("options.chip must be 'template' or 'dlib', got %r" % self.chip)
-        self.model = dlib.face_recognition_model_v1(
-            os.path.join(weights_dir, "dlib_face_recognition_resnet_model_v1.dat"))
+        self.model = dlib.face_recognition_model_v1(os.path.join(weights_dir, options["descriptor_file"]))
         if self.chip == "dlib":
-            self.shape = dlib.shape_predictor(os.path.join(weights_dir, "shape_predictor_5_face_landmarks.dat"))
+            self.shape = dlib.shape_predictor(os.path.join(weights_dir, options["shape_file"]))
             self.detector = dlib.get_frontal_face_detector()
 
     def _face_box(self, image):

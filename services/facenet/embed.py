@@ -1,7 +1,7 @@
 """FaceNet backbones on TensorFlow (davidsandberg/facenet's TF1 graphs, run through tf.compat.v1).
 
-Run as `python services/facenet/embed.py --model model6_facenet ...` (the embed contract,
-shared/contract.py). FaceNet releases ship a model in two formats, and the files the registry
+Run as `python services/facenet/embed.py --model model6_facenet ...` (the embed entrypoint,
+shared/backbone.py). FaceNet releases ship a model in two formats, and the files the registry
 entry lists say which one to load:
   - a frozen graph: one `.pb` GraphDef;
   - a meta graph + checkpoint: `model-X.meta` plus the checkpoint's `model-X.ckpt-N.index`
@@ -17,7 +17,8 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
-from shared.contract import EXIT_BACKEND, Backbone, ContractError, main, to_batch  # noqa: E402
+from shared.backbone import Backbone, main, to_batch  # noqa: E402
+from shared.schema import EXIT_BACKEND, ContractError  # noqa: E402
 
 INPUT_TENSOR = "input:0"
 PHASE_TRAIN_TENSOR = "phase_train:0"

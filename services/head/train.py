@@ -29,7 +29,8 @@ from shared import registry as registry_mod  # noqa: E402
 from shared.clr import exp_range  # noqa: E402
 from shared.ensemble import UNKNOWN  # noqa: E402
 from shared.folds import read_folds  # noqa: E402
-from shared.storage import read_json, save_npy, stable_seed, write_json  # noqa: E402
+from shared.schema import exit_with_code  # noqa: E402
+from shared.storage import atomic_path, read_json, save_npy, stable_seed, write_json  # noqa: E402
 
 FOLDS = 5
 
@@ -173,6 +174,18 @@ def train_column(args, settings, column, folds, data, log):
     return val_probs, test_sum, records
 
 
+def _inputs(args, images, labels, known):
+    """The embeddings and the pseudo-labelled test rows; the unknown label becomes column `known`."""
+    train = load_split(args.embeddings, "train", images)
+    test = load_split(args.embeddings, "test")
+    pseudo_rows, pseudo_labels = (_pseudo_rows(args.pseudo, test["names"]) if args.pseudo
+                                  else (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+    if np.any(pseudo_labels == UNKNOWN) and not args.unknown_class:
+        raise ValueError("%s labels rows 'unknown' (%d): pass --unknown-class" % (args.pseudo, UNKNOWN))
+    pseudo_labels = np.where(pseudo_labels == UNKNOWN, known, pseudo_labels)
+    return {"train": train, "test": test, "labels": labels, "pseudo_rows": pseudo_rows, "pseudo_labels": pseudo_labels}
+
+
 def run(args):
     import tensorflow as tf
 
@@ -186,14 +199,8 @@ def run(args):
     # column is wasted on labels that never occur.
     class_ids = list(range(known)) + ([UNKNOWN] if args.unknown_class else [])
     args.classes = len(class_ids)
-    train = load_split(args.embeddings, "train", images)
-    test = load_split(args.embeddings, "test")
-    pseudo_rows, pseudo_labels = (_pseudo_rows(args.pseudo, test["names"]) if args.pseudo
-                                  else (np.zeros(0, np.int64), np.zeros(0, np.int64)))
-    if np.any(pseudo_labels == UNKNOWN) and not args.unknown_class:
-        raise ValueError("%s labels rows 'unknown' (%d): pass --unknown-class" % (args.pseudo, UNKNOWN))
-    pseudo_labels = np.where(pseudo_labels == UNKNOWN, known, pseudo_labels)
-    data = {"train": train, "test": test, "labels": labels, "pseudo_rows": pseudo_rows, "pseudo_labels": pseudo_labels}
+    data = _inputs(args, images, labels, known)
+    test, pseudo_rows = data["test"], data["pseudo_rows"]
     wanted = args.columns.split(",")
     unknown = [c for c in wanted if c not in columns]
     if unknown:
@@ -211,8 +218,6 @@ def run(args):
         done = os.path.join(partial, column + ".npz")
         if not os.path.isfile(done):
             val_probs, column_test, column_records = train_column(args, settings, column, columns[column], data, log)
-            from shared.storage import atomic_path
-
             with atomic_path(done) as tmp:
                 with open(tmp, "wb") as f:
                     np.savez(f, val=val_probs, test=column_test)
@@ -238,11 +243,7 @@ def run(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        run(args)
-    except (ValueError, IOError, OSError) as exc:
-        sys.stderr.write("train: error: %s\n" % exc)
-        sys.exit(2)
+    exit_with_code("train", lambda: run(args), usage_errors=(ValueError, IOError, OSError))
 
 
 if __name__ == "__main__":

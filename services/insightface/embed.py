@@ -1,7 +1,8 @@
-"""InsightFace backbones on MXNet: any `model-symbol.json` + `model-0000.params` (output `fc1`).
+"""InsightFace backbones on MXNet: any checkpoint `<prefix>-symbol.json` + `<prefix>-<epoch>.params`
+(the registry entry's options.prefix and options.epoch; output layer `fc1`).
 
 Run as `python services/insightface/embed.py --model model4_insightface ...` (the embed
-contract, shared/contract.py).
+entrypoint, shared/backbone.py).
 """
 import os
 import sys
@@ -17,7 +18,9 @@ os.environ.setdefault("MXNET_STORAGE_FALLBACK_LOG_VERBOSE", "0")
 
 import numpy as np  # noqa: E402
 
-from shared.contract import Backbone, main, to_batch  # noqa: E402
+from shared.backbone import Backbone, main, to_batch  # noqa: E402
+from shared.registry import checkpoint_files  # noqa: E402
+from shared.template import crop_size  # noqa: E402
 
 
 class InsightFace(Backbone):
@@ -29,12 +32,14 @@ class InsightFace(Backbone):
         import mxnet as mx
 
         self.mx = mx
-        width, height = (int(v) for v in entry["input"]["crop"].split("x"))
-        symbol, arg_params, aux_params = mx.model.load_checkpoint(os.path.join(weights_dir, "model"), 0)
+        width, height = crop_size(entry["input"]["crop"])
+        options = entry["options"]
+        symbol, arg_params, aux_params = mx.model.load_checkpoint(
+            os.path.join(weights_dir, options["prefix"]), options["epoch"])
         layer = entry["output"]["layer"]
         internals = symbol.get_internals()
         if layer + "_output" not in internals.list_outputs():
-            raise ValueError("%s has no layer '%s'" % (os.path.join(weights_dir, "model-symbol.json"), layer))
+            raise ValueError("%s has no layer '%s'" % (os.path.join(weights_dir, checkpoint_files(options)[0]), layer))
         self.module = mx.mod.Module(symbol=internals[layer + "_output"], context=mx.cpu(), label_names=None)
         self.module.bind(data_shapes=[("data", (batch_size, 3, height, width))], for_training=False)
         self.module.set_params(arg_params, aux_params, allow_missing=False)

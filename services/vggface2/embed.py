@@ -1,7 +1,7 @@
 """Caffe backbones (the VGGFace2 models, and any `.prototxt` + `.caffemodel` pair in the registry).
 
-Run as `python services/vggface2/embed.py --model vggface2_resnet50_128 ...` (the embed contract,
-shared/contract.py). The registry names the model's two files, its preprocessing and the blob
+Run as `python services/vggface2/embed.py --model vggface2_resnet50_128 ...` (the embed entrypoint,
+shared/backbone.py). The registry names the model's two files, its preprocessing and the blob
 whose value is the embedding (e.g. `feat_extract`, `classifier`, `fc1`).
 
 Backends, by FACES_CAFFE_BACKEND (auto | caffe | opencv; default auto): `caffe` is pycaffe (the
@@ -24,7 +24,8 @@ sys.path.insert(0, os.path.abspath(os.path.join(HERE, "..", "..")))
 sys.path.insert(0, HERE)
 
 import prototxt  # noqa: E402
-from shared.contract import EXIT_BACKEND, Backbone, ContractError, main, to_batch  # noqa: E402
+from shared.backbone import Backbone, main, to_batch  # noqa: E402
+from shared.schema import EXIT_BACKEND, ContractError  # noqa: E402
 
 BACKEND_VARIABLE = "FACES_CAFFE_BACKEND"
 BACKENDS = ("auto", "caffe", "opencv")

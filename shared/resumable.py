@@ -1,0 +1,105 @@
+"""The resumable chunked job that embed and align share.
+
+A job's outputs are complete when its meta file (written last) carries the job's fingerprint;
+a rerun with the same fingerprint does nothing. Work is saved chunk by chunk, atomically,
+in a hidden `.<prefix>.partial/` folder next to the outputs: an interrupted run resumes
+where it stopped, and a run with other arguments starts afresh. Python-2.7 compatible.
+"""
+from __future__ import absolute_import, division, print_function
+
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+
+from shared.schema import EXIT_BACKEND, ContractError
+from shared.storage import atomic_path, read_json, write_json
+
+
+class ChunkFormat(object):
+    """How a chunk's result is stored: file suffix, save(path, result), load(path)."""
+
+    def __init__(self, suffix, save, load):
+        self.suffix, self.save, self.load = suffix, save, load
+
+
+def _save_npz(path, arrays):
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+
+NPZ = ChunkFormat(".npz", _save_npz, np.load)  # a dict of arrays per chunk
+JSON = ChunkFormat(".json", write_json, read_json)  # a JSON value per chunk
+
+
+def up_to_date(meta_path, fingerprint):
+    return os.path.isfile(meta_path) and read_json(meta_path).get("fingerprint") == fingerprint
+
+
+def resume_folder(out, prefix, fingerprint):
+    """The hidden folder where a run keeps its finished chunks: kept when an earlier run had
+    the same fingerprint (so it resumes), emptied otherwise."""
+    partial = os.path.join(out, "." + prefix + ".partial")
+    marker = os.path.join(partial, "fingerprint.json")
+    if os.path.isdir(partial) and (not os.path.isfile(marker) or read_json(marker) != fingerprint):
+        shutil.rmtree(partial)  # left by a run with other arguments: not resumable
+    if not os.path.isdir(partial):
+        os.makedirs(partial)
+        write_json(marker, fingerprint)
+    return partial
+
+
+def chunk_bounds(total, step):
+    """[(lo, hi)] rows of consecutive chunks of `step` rows (the last may be shorter)."""
+    return [(lo, min(lo + step, total)) for lo in range(0, total, step)]
+
+
+def progress_bar(total, desc):
+    """A tqdm bar on a terminal (silent otherwise); None where tqdm is not installed."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit="img", disable=not sys.stderr.isatty())
+
+
+def timed_load(load, what):
+    """(load(), seconds it took); a failure that is not a ContractError already becomes
+    EXIT_BACKEND, 'cannot load <what>: <error>'."""
+    started = time.time()
+    try:
+        loaded = load()
+    except ContractError:
+        raise
+    except Exception as exc:
+        raise ContractError(EXIT_BACKEND, "cannot load %s: %s: %s" % (what, type(exc).__name__, exc))
+    return loaded, time.time() - started
+
+
+def run_chunks(partial, bounds, chunk_format, desc, compute):
+    """Compute compute(lo, hi, progress) for every chunk of rows not yet saved in `partial`,
+    save it, then load all chunks in order. Returns (results, rows computed now, seconds); `compute`
+    advances the progress bar (None without tqdm) by one per row it does."""
+    progress = progress_bar(bounds[-1][1] if bounds else 0, desc)
+    started, computed = time.time(), 0
+    paths = [os.path.join(partial, "chunk-%08d%s" % (lo, chunk_format.suffix)) for lo, _ in bounds]
+    for (lo, hi), path in zip(bounds, paths):
+        if os.path.isfile(path):
+            if progress is not None:
+                progress.update(hi - lo)
+            continue
+        chunk_format.save(path, compute(lo, hi, progress))
+        computed += hi - lo
+    if progress is not None:
+        progress.close()
+    seconds = time.time() - started
+    return [chunk_format.load(path) for path in paths], computed, seconds
+
+
+def finish(meta_path, meta, partial):
+    """Write the meta (which marks the outputs complete), then drop the resume folder."""
+    write_json(meta_path, meta)
+    shutil.rmtree(partial)
