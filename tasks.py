@@ -1,25 +1,31 @@
 """Pipeline tasks (invoke). Each collection lives in pipeline/<name>.py; this file assembles them.
+Settings: invoke.yaml beside this file, read through invoke's config (pipeline/context.py).
 
-    invoke all --profile quick     the whole pipeline (the default task; see pipeline/workflow.py)
+    invoke all --profile quick     the whole pipeline (the default task; pipeline/workflow.py)
     invoke data.benchmark          identity folders -> competition layout in <workspace>/dataset
     invoke align.prealigned        112x112 template crops -> every crop size in <workspace>/aligned
+    invoke align.run               the detectors (the align service) -> <workspace>/aligned
+    invoke split                   folds.csv (pipeline/folds.py)
     invoke embed.run --models A,B  embed train and test with each model's service
-    invoke split / heads.train / heads.pseudo / heads.submit / evaluate   the stages of `all`
-    invoke bench.lfw-pairs --model NAME   LFW-style 10-fold verification accuracy
+    invoke heads.train             one step's Keras heads per model
+    invoke ensemble.pseudo / ensemble.submit   a step's ensemble -> pseudo-labels / submission
+    invoke evaluate                MAP@5 etc. per model, step and baseline (pipeline/evaluate.py)
+    invoke bench.lfw-pairs --model NAME / bench.align   accuracy and speed figures
+    invoke weights.check           which models have their weights
     invoke images.build [--only NAME] / images.smoke   the Docker images and their smoke tests
 Every task takes --workspace DIR (default from invoke.yaml), so several runs live side by side.
 """
 from invoke import Collection
 
-from pipeline import align, bench, data, embed, heads, images, weights, workflow
+from pipeline import align, bench, data, embed, ensemble, evaluate, folds, heads, images, weights, workflow
 from pipeline.common import clean_errors
 
 namespace = Collection()
-for module in (data, align, embed, heads, bench, weights, images):
+for module in (data, align, embed, heads, ensemble, bench, weights, images):
     namespace.add_collection(Collection.from_module(module))
 namespace.add_task(workflow.all_, name="all", default=True)
-namespace.add_task(workflow.split)
-namespace.add_task(workflow.evaluate)
+namespace.add_task(folds.split)
+namespace.add_task(evaluate.evaluate)
 
 for name in namespace.task_names:
     task = namespace[name]

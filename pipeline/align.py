@@ -3,15 +3,16 @@ import os
 
 from invoke import task
 
-from pipeline.common import load_config, progress, workspace_paths
-from shared import registry as registry_mod
+from pipeline import context
+from pipeline.common import progress
+from shared.storage import write_text
 
 
 def dataset_lists(dataset):
     """Image names per split: train.csv order, and sample_submission.csv order (or the sorted
     test folder when the dataset has no sample submission)."""
-    from shared.contract import read_list
     from shared.images import list_images
+    from shared.schema import read_list
 
     lists = {"train": read_list(os.path.join(dataset, "train.csv"))}
     submission = os.path.join(dataset, "sample_submission.csv")
@@ -19,23 +20,47 @@ def dataset_lists(dataset):
     return lists
 
 
+def crops_for(ctx, models=None):
+    """The crop sizes the models read (default: every model of the registry)."""
+    names = models or ctx.registry.names()
+    return sorted(set(ctx.registry.model(name)["input"]["crop"] for name in names))
+
+
+def prealigned_stage(ctx, crops):
+    """Every crop size derived from input already aligned to the 112x112 template."""
+    from shared.crops import derive_prealigned
+
+    paths = ctx.paths
+    for split, names in sorted(dataset_lists(paths["dataset"]).items()):
+        out_dirs = dict((crop, os.path.join(paths["aligned"], crop, split)) for crop in crops)
+        written = derive_prealigned(os.path.join(paths["dataset"], split), names, out_dirs,
+                                    progress=progress("align " + split))
+        write_text(os.path.join(paths["aligned"], split + ".txt"), "".join(n + "\n" for n in names))
+        print("aligned %s: %d images, %d new crop files (%s)" % (split, len(names), written, ", ".join(crops)))
+
+
+def detect_stage(ctx, crops, detectors="auto", blur_retry=True, weights=()):
+    """The align service on every train/test image: detect, 5 landmarks, warp onto the template."""
+    paths = ctx.paths
+    for split, names in sorted(dataset_lists(paths["dataset"]).items()):
+        list_path = os.path.join(paths["aligned"], split + ".txt")
+        write_text(list_path, "".join(n + "\n" for n in names))
+        args = ["--images", os.path.join(paths["dataset"], split), "--list", list_path,
+                "--out", paths["aligned"], "--split", split, "--detectors", detectors,
+                "--crops", ",".join(crops), "--weights-root", ctx.config["weights_dir"]]
+        for pair in weights:
+            args += ["--weights", pair]
+        if not blur_retry:
+            args.append("--no-blur-retry")
+        ctx.runner.run("align", "align", args)
+
+
 @task(help={"crops": "comma-separated crop sizes (default: every size the registry uses)",
             "workspace": "workspace folder"})
 def prealigned(c, crops=None, workspace=None):
     """Derive every crop size from input already aligned to the 112x112 template."""
-    from shared.crops import derive_prealigned
-    from shared.storage import write_text
-
-    config = load_config(workspace)
-    paths = workspace_paths(config["workspace"])
-    registry = registry_mod.load()
-    wanted = crops.split(",") if crops else sorted(set(registry.model(n)["input"]["crop"] for n in registry.names()))
-    for split, names in sorted(dataset_lists(paths["dataset"]).items()):
-        out_dirs = dict((crop, os.path.join(paths["aligned"], crop, split)) for crop in wanted)
-        written = derive_prealigned(os.path.join(paths["dataset"], split), names, out_dirs,
-                                    progress=progress("align " + split))
-        write_text(os.path.join(paths["aligned"], split + ".txt"), "".join(n + "\n" for n in names))
-        print("aligned %s: %d images, %d new crop files (%s)" % (split, len(names), written, ", ".join(wanted)))
+    ctx = context.from_task(c, workspace)
+    prealigned_stage(ctx, crops.split(",") if crops else crops_for(ctx))
 
 
 @task(help={"detectors": "comma-separated chain of fallbacks (face-alignment, mtcnn, dlib), or auto: "
@@ -46,22 +71,6 @@ def prealigned(c, crops=None, workspace=None):
             "runner": "local, docker or auto (default: invoke.yaml)", "workspace": "workspace folder"})
 def run(c, detectors="auto", crops=None, blur_retry=True, weights=None, runner=None, workspace=None):
     """Detect, take 5 landmarks and warp every train/test image onto the template (the align service)."""
-    from shared import runner as runner_mod
-    from shared.storage import write_text
-
-    config = load_config(workspace)
-    paths = workspace_paths(config["workspace"])
-    registry = registry_mod.load()
-    wanted = crops or ",".join(sorted(set(registry.model(n)["input"]["crop"] for n in registry.names())))
-    service_runner = runner_mod.get(runner or config["runner"], config)
-    for split, names in sorted(dataset_lists(paths["dataset"]).items()):
-        list_path = os.path.join(paths["aligned"], split + ".txt")
-        write_text(list_path, "".join(n + "\n" for n in names))
-        args = ["--images", os.path.join(paths["dataset"], split), "--list", list_path,
-                "--out", paths["aligned"], "--split", split, "--detectors", detectors,
-                "--crops", wanted, "--weights-root", config["weights_dir"]]
-        for pair in (weights.split(",") if weights else []):
-            args += ["--weights", pair]
-        if not blur_retry:
-            args.append("--no-blur-retry")
-        service_runner.run("align", "align", args)
+    ctx = context.from_task(c, workspace, runner)
+    detect_stage(ctx, crops.split(",") if crops else crops_for(ctx), detectors, blur_retry,
+                 weights.split(",") if weights else ())

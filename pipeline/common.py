@@ -1,24 +1,8 @@
-"""What every task module shares: settings, workspace layout, progress bars."""
+"""What every task module shares: progress bars and one error-exit style."""
 import functools
-import os
 import sys
 
 from invoke import Exit
-
-from shared import settings as settings_mod
-
-
-def load_config(workspace=None):
-    """invoke.yaml (+ FACES_* environment overrides), with --workspace applied."""
-    config = settings_mod.load()
-    if workspace:
-        config["workspace"] = os.path.abspath(workspace)
-    return config
-
-
-def workspace_paths(workspace):
-    names = ("dataset", "aligned", "embeddings", "bench")
-    return dict((name, os.path.join(workspace, name)) for name in names)
 
 
 def progress(desc):
@@ -26,6 +10,11 @@ def progress(desc):
     from tqdm import tqdm
 
     return lambda items: tqdm(items, desc=desc, disable=not sys.stderr.isatty())
+
+
+def fail(message, code=2):
+    """End the task with the one error style of every task: `error: <message>` and an exit code."""
+    raise Exit("error: %s" % message, code=code)
 
 
 def clean_errors(body):
@@ -37,8 +26,8 @@ def clean_errors(body):
         try:
             return body(*args, **kwargs)
         except ServiceError as exc:
-            raise Exit("error: %s" % exc, code=exc.code)
+            fail(exc, exc.code)
         except (ValueError, KeyError, FileNotFoundError, FileExistsError) as exc:
-            raise Exit("error: %s" % (exc.args[0] if exc.args else exc), code=2)
+            fail(exc.args[0] if exc.args else exc)
 
     return wrapper

@@ -3,47 +3,49 @@ import os
 
 from invoke import task
 
-from pipeline.common import load_config, workspace_paths
-from shared import registry as registry_mod
-from shared import runner as runner_mod
+from pipeline import context
 
 
-def _augment_count(config, entry, augment, profile):
+def augment_count(ctx, entry, augment=None):
     """Augmented copies per image: --augment, else the registry's count capped by the profile."""
     if augment is not None:
         return int(augment)
-    cap = config["profiles"][profile or config["profile"]].get("max_augment")
-    wanted = entry["embed"]["augment"]
+    cap, wanted = ctx.profile.get("max_augment"), entry["embed"]["augment"]
     return wanted if cap is None else min(wanted, cap)
 
 
-@task(help={"models": "comma-separated registry names", "splits": "comma-separated splits (train,test)",
-            "augment": "augmented copies per image (default: registry count, capped by the profile)",
-            "profile": "settings profile from invoke.yaml (quick, faithful)", "seed": "augmentation seed",
-            "batch_size": "images per forward pass (default: the service's)",
-            "runner": "local, docker or auto (default: invoke.yaml)", "workspace": "workspace folder"})
-def run(c, models, splits="train,test", augment=None, profile=None, seed=0, batch_size=None,
-        runner=None, workspace=None):
-    """Embed the aligned train/test crops with each model's service (the embed contract)."""
-    config = load_config(workspace)
-    paths = workspace_paths(config["workspace"])
-    registry = registry_mod.load()
-    service_runner = runner_mod.get(runner or config["runner"], config)
-    for name in models.split(","):
-        entry = registry.model(name)
-        for split in splits.split(","):
+def embed_stage(ctx, models, splits=("train", "test"), augment=None, seed=None, batch_size=None):
+    """Each model's service embeds each split; the service itself skips a split that is up to
+    date and resumes one that was interrupted."""
+    seed = ctx.seed if seed is None else int(seed)
+    for name in models:
+        entry = ctx.registry.model(name)
+        for split in splits:
             args = ["--model", name, "--split", split,
-                    "--images", os.path.join(paths["aligned"], entry["input"]["crop"], split),
-                    "--list", os.path.join(paths["aligned"], split + ".txt"),
-                    "--out", os.path.join(paths["embeddings"], name),
-                    "--weights-root", config["weights_dir"]]
+                    "--images", os.path.join(ctx.paths["aligned"], entry["input"]["crop"], split),
+                    "--list", os.path.join(ctx.paths["aligned"], split + ".txt"),
+                    "--out", os.path.join(ctx.paths["embeddings"], name),
+                    "--weights-root", ctx.config["weights_dir"]]
             if split in entry["embed"]["flip"]:
                 args.append("--flip")
-            copies = _augment_count(config, entry, augment, profile)
+            copies = augment_count(ctx, entry, augment)
             if copies:
                 args += ["--augment", copies, "--seed", seed]
             if batch_size:
                 args += ["--batch-size", batch_size]
-            if config["workers"].get(entry["family"], 1) > 1:
-                args += ["--workers", config["workers"][entry["family"]]]
-            service_runner.run(entry["family"], "embed", args)
+            if ctx.workers(entry) > 1:
+                args += ["--workers", ctx.workers(entry)]
+            ctx.runner.run(entry["family"], "embed", args)
+
+
+@task(help={"models": "comma-separated registry names", "splits": "comma-separated splits (train,test)",
+            "augment": "augmented copies per image (default: registry count, capped by the profile)",
+            "profile": "settings profile from invoke.yaml (quick, faithful, smoke)",
+            "seed": "augmentation seed (default: invoke.yaml seed)",
+            "batch_size": "images per forward pass (default: the service's)",
+            "runner": "local, docker or auto (default: invoke.yaml)", "workspace": "workspace folder"})
+def run(c, models, splits="train,test", augment=None, profile=None, seed=None, batch_size=None,
+        runner=None, workspace=None):
+    """Embed the aligned train/test crops with each model's service (the embed contract)."""
+    ctx = context.from_task(c, workspace, runner, profile)
+    embed_stage(ctx, models.split(","), splits.split(","), augment, seed, batch_size)

@@ -2,9 +2,10 @@
 import os
 import subprocess
 
-from invoke import Exit, task
+from invoke import task
 
-from pipeline.common import load_config
+from pipeline import context
+from pipeline.common import fail
 from shared import registry as registry_mod
 from shared.runner import LocalRunner
 
@@ -46,19 +47,19 @@ def model_status(entry, weights_root):
 def check(c, models=None, workspace=None):
     """For every registry model: present / missing / sha256 mismatch, where its files are expected,
     and where its publisher distributes them. Fails (exit 1) only on a sha256 mismatch."""
-    config = load_config(workspace)
-    registry = registry_mod.load()
+    ctx = context.from_task(c, workspace)
+    registry = ctx.registry
     names = models.split(",") if models else registry.names()
     counts = {PRESENT: 0, MISSING: 0, MISMATCH: 0}
     for name in names:
         entry = registry.model(name)
-        status, folder, detail = model_status(entry, config["weights_dir"])
+        status, folder, detail = model_status(entry, ctx.config["weights_dir"])
         counts[status] += 1
         print("%-26s %-15s %s" % (name, status, folder))
         print("%-26s %-15s %s" % ("", "", detail))
         if status != PRESENT:
             print("%-26s %-15s source: %s" % ("", "", entry["weights"]["source"]))
     print("%d present, %d missing, %d sha256 mismatch (weights root: %s)"
-          % (counts[PRESENT], counts[MISSING], counts[MISMATCH], config["weights_dir"]))
+          % (counts[PRESENT], counts[MISSING], counts[MISMATCH], ctx.config["weights_dir"]))
     if counts[MISMATCH]:
-        raise Exit("some weight files are not the published ones (see above)", code=1)
+        fail("some weight files are not the published ones (see above)", code=1)

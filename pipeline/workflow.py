@@ -11,84 +11,83 @@ import time
 
 from invoke import task
 
-from pipeline import align, data, embed, heads
-from pipeline.common import load_config
+from pipeline import context
+from pipeline.align import crops_for, detect_stage, prealigned_stage
+from pipeline.data import benchmark_stage
+from pipeline.embed import embed_stage
+from pipeline.ensemble import pseudo_stage, submit_stage
+from pipeline.evaluate import evaluate_stage
+from pipeline.folds import split_stage
+from pipeline.heads import train_stage
 from pipeline.weights import PRESENT, model_status
-from shared import registry as registry_mod
+from shared.steps import PSEUDO_SOURCE, STEPS
 
 
-def present_models(config, requested):
-    registry = registry_mod.load()
+def present_models(ctx, requested):
+    registry = ctx.registry
     names = registry.names(original=True) if requested in (None, "original") else requested.split(",")
     present = []
     for name in names:
-        status, folder, detail = model_status(registry.model(name), config["weights_dir"])
+        status, folder, detail = model_status(registry.model(name), ctx.config["weights_dir"])
         if status == PRESENT:
             present.append(name)
         else:
             print("[models] skipping %s: weights %s in %s (%s)" % (name, status, folder, detail))
     if not present:
-        raise ValueError("none of the models %s has its weights under %s" % (", ".join(names), config["weights_dir"]))
+        raise ValueError("none of the models %s has its weights under %s" % (", ".join(names),
+                                                                             ctx.config["weights_dir"]))
     print("[models] using %s" % ", ".join(present))
     return present
 
 
-@task(default=True, help={"profile": "quick or faithful (invoke.yaml profiles)", "runner": "local, docker or auto",
+def _stages(ctx, chosen):
+    """(name, action) of every stage after the dataset, in order."""
+    dataset = ctx.paths["dataset"]
+    pre_aligned = os.path.isfile(os.path.join(dataset, "benchmark.json"))  # built from aligned crops
+    crops = crops_for(ctx, chosen)
+    yield "align", lambda: (prealigned_stage if pre_aligned else detect_stage)(ctx, crops)
+    yield "split", lambda: split_stage(ctx)
+    yield "embed", lambda: embed_stage(ctx, chosen)
+    for step in STEPS:
+        if step in PSEUDO_SOURCE:
+            yield "pseudo " + step, lambda step=step: pseudo_stage(ctx, chosen, step)
+        for model in chosen:
+            yield "heads %s %s" % (model, step), lambda model=model, step=step: train_stage(ctx, model, step)
+        yield "submit " + step, lambda step=step: submit_stage(ctx, chosen, step)
+
+
+def _final(ctx):
+    submissions = ctx.paths["submissions"]
+    final = os.path.join(submissions, "final.csv")
+    shutil.copyfile(os.path.join(submissions, "step7.csv"), final + ".tmp")
+    os.rename(final + ".tmp", final)
+    return final
+
+
+@task(default=True, help={"profile": "quick, faithful or smoke (invoke.yaml profiles)",
+                          "runner": "local, docker or auto",
                           "models": "original (the 15, those present) or a comma-separated list",
                           "workspace": "workspace folder"})
 def all_(c, profile=None, runner=None, models=None, workspace=None):
     """Run the whole pipeline; finished stages are skipped, changed inputs re-run what depends on them."""
-    config = load_config(workspace)
-    profile = profile or config["profile"]
-    heads.profile_settings(config, profile)
-    workspace = config["workspace"]
-    paths = heads.layout(workspace)
+    ctx = context.from_task(c, workspace, runner, profile)
     timings = []
 
-    def timed(name, action, *args, **kwargs):
+    def timed(name, action):
         started = time.time()
-        result = action(*args, **kwargs)
+        action()
         timings.append((name, time.time() - started))
-        return result
 
-    print("[all] workspace %s, profile %s" % (workspace, profile))
-    if not os.path.isfile(os.path.join(paths["dataset"], "train.csv")):
-        timed("dataset", data.benchmark, c, workspace=workspace)
-    chosen = present_models(config, models or config["models"])
-    registry = registry_mod.load()
-    crops = ",".join(sorted(set(registry.model(m)["input"]["crop"] for m in chosen)))
-    if os.path.isfile(os.path.join(paths["dataset"], "benchmark.json")):  # built from aligned crops
-        timed("align", align.prealigned, c, crops=crops, workspace=workspace)
-    else:
-        timed("align", align.run, c, crops=crops, runner=runner, workspace=workspace)
-    timed("split", heads.stage_split, config)
-    timed("embed", embed.run, c, models=",".join(chosen), profile=profile, runner=runner, workspace=workspace)
-    for step in heads.STEPS:
-        if step in heads.PSEUDO_FOR:
-            timed("pseudo " + step, heads.stage_pseudo, config, chosen, step, runner)
-        for model in chosen:
-            timed("heads %s %s" % (model, step), heads.stage_heads, config, model, step, profile, runner)
-        timed("submit " + step, heads.stage_submit, config, chosen, step, runner)
-    final = os.path.join(paths["submissions"], "final.csv")
-    shutil.copyfile(os.path.join(paths["submissions"], "step7.csv"), final + ".tmp")
-    os.rename(final + ".tmp", final)
-    timed("evaluate", heads.stage_evaluate, config, chosen, runner)
+    print("[all] workspace %s, profile %s" % (ctx.workspace, ctx.profile_name))
+    if not os.path.isfile(os.path.join(ctx.paths["dataset"], "train.csv")):
+        timed("dataset", lambda: benchmark_stage(ctx))
+    chosen = present_models(ctx, models or ctx.config["models"])
+    for name, action in _stages(ctx, chosen):
+        timed(name, action)
+    final = _final(ctx)
+    timed("evaluate", lambda: evaluate_stage(ctx, chosen))
     print("[all] submission: %s" % final)
     print("[all] wall time per stage:")
     for name, seconds in timings:
         print("  %-40s %8.1f s" % (name, seconds))
     print("  %-40s %8.1f s" % ("total", sum(s for _, s in timings)))
-
-
-@task(help={"seed": "seed of the fold columns (default: invoke.yaml seed)",
-            "stratified": "deal each identity's images over the folds", "workspace": "workspace folder"})
-def split(c, seed=None, stratified=None, workspace=None):
-    """Write folds.csv: rt0..rt29, each a seeded, shuffled 5-fold split of train.csv."""
-    heads.stage_split(load_config(workspace), seed, stratified)
-
-
-@task(help={"models": "comma-separated registry names", "runner": "local, docker or auto",
-            "workspace": "workspace folder"})
-def evaluate(c, models, runner=None, workspace=None):
-    """MAP@5, top-1 and unknown precision/recall per model, step and baseline (needs test truth)."""
-    heads.stage_evaluate(load_config(workspace), models.split(","), runner)

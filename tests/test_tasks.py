@@ -1,5 +1,6 @@
 """The invoke tasks end to end on a small real dataset: benchmark -> align -> embed, and the
 verification benchmark, run exactly as a user runs them."""
+import json
 import os
 import re
 import shutil
@@ -9,14 +10,15 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import LFW, ROOT, lfw_people, require
+from conftest import LFW, ROOT, SETTINGS, lfw_people, require
 from shared.verification import read_pairs
 
 INVOKE = os.path.join(os.path.dirname(sys.executable), "invoke")
 
 
-def invoke(*args):
-    proc = subprocess.run([INVOKE] + list(args), cwd=ROOT, capture_output=True, text=True)
+def invoke(*args, **env):
+    proc = subprocess.run([INVOKE] + list(args), cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, **env))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout + proc.stderr
 
@@ -44,6 +46,17 @@ def test_benchmark_align_embed(source, tmp_path):
     assert np.load(os.path.join(out, "test_flip.npy")).shape == (test_rows, 128)
     assert "up to date" in invoke("embed.run", "--models", "model4_insightface", "--augment", "1",
                                   "--workspace", workspace)
+    assert json.load(open(os.path.join(out, "train_meta.json")))["seed"] == SETTINGS["seed"]  # invoke.yaml's
+
+    # The seed reaches the augmentation through invoke's config (INVOKE_SEED overrides invoke.yaml).
+    other = str(tmp_path / "other")
+    shutil.copytree(os.path.join(workspace, "aligned"), os.path.join(other, "aligned"))
+    invoke("embed.run", "--models", "model4_insightface", "--splits", "train", "--augment", "1",
+           "--workspace", other, INVOKE_SEED="7")
+    reseeded = os.path.join(other, "embeddings", "model4_insightface")
+    assert json.load(open(os.path.join(reseeded, "train_meta.json")))["seed"] == 7
+    assert np.array_equal(np.load(os.path.join(out, "train.npy")), np.load(os.path.join(reseeded, "train.npy")))
+    assert not np.allclose(np.load(os.path.join(out, "train_aug.npy")), np.load(os.path.join(reseeded, "train_aug.npy")))
 
 
 def test_lfw_pairs_prints_accuracy(tmp_path):

@@ -1,0 +1,80 @@
+"""One run context per invocation: the settings, the workspace layout, the model registry and
+one service runner, built once and handed to every stage.
+
+Settings come through invoke's own config (invoke.yaml beside tasks.py, `invoke -f FILE`,
+INVOKE_* environment variables), then the FACES_* folder overrides (shared/settings.py).
+"""
+import os
+
+from shared import registry as registry_mod
+from shared import runner as runner_mod
+from shared import settings as settings_mod
+from shared.stages import Stage
+
+INVOKE_OWN = ("run", "runners", "sudo", "tasks", "timeouts")  # invoke's settings, not the project's
+WORKSPACE_FOLDERS = ("dataset", "aligned", "embeddings", "heads", "pseudo", "submissions", "reports", "bench")
+_RUNNERS = {}  # one runner per kind and set of folders in this process: images are checked once
+
+
+def _plain(value):
+    """invoke's config proxies -> plain dicts and lists."""
+    if hasattr(value, "keys"):
+        return dict((key, _plain(value[key])) for key in value.keys())
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def layout(workspace):
+    """Where each stage of the pipeline reads and writes, under one workspace folder."""
+    paths = dict((name, os.path.join(workspace, name)) for name in WORKSPACE_FOLDERS)
+    paths.update(workspace=workspace, folds=os.path.join(workspace, "folds.csv"),
+                 stamps=os.path.join(workspace, ".stamps"))
+    return paths
+
+
+class RunContext(object):
+    def __init__(self, config, runner=None, profile=None):
+        self.config = config
+        self.paths = layout(config["workspace"])
+        self.registry = registry_mod.load()
+        self.profile_name = profile or config["profile"]
+        if self.profile_name not in config["profiles"]:
+            raise ValueError("unknown profile '%s' (invoke.yaml has: %s)"
+                             % (self.profile_name, ", ".join(sorted(config["profiles"]))))
+        self.profile = config["profiles"][self.profile_name]
+        self.runner_name = runner or config["runner"]
+
+    @property
+    def workspace(self):
+        return self.config["workspace"]
+
+    @property
+    def seed(self):
+        return int(self.config["seed"])
+
+    @property
+    def runner(self):
+        """The service runner, made on first use and shared by every stage of this process."""
+        key = (self.runner_name, self.workspace, self.config["weights_dir"], self.config["data_dir"])
+        if key not in _RUNNERS:
+            _RUNNERS[key] = runner_mod.get(self.runner_name, self.config)
+        return _RUNNERS[key]
+
+    def stage(self, name, inputs, outputs, params=None):
+        """A stamped stage: re-runs only when an output is missing or an input changed."""
+        return Stage(self.paths["stamps"], name, inputs, outputs, params)
+
+    def workers(self, entry):
+        return self.config["workers"].get(entry["family"], 1)
+
+
+def from_task(c, workspace=None, runner=None, profile=None):
+    """The run context of a task: invoke's config (invoke.yaml), --workspace applied."""
+    settings = dict((key, _plain(c.config[key])) for key in c.config.keys() if key not in INVOKE_OWN)
+    if "workspace" not in settings:  # a collection loaded without the project's invoke.yaml
+        settings = settings_mod.load()
+    config = settings_mod.resolve(settings)
+    if workspace:
+        config["workspace"] = os.path.abspath(workspace)
+    return RunContext(config, runner, profile)
