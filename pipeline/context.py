@@ -5,7 +5,9 @@ Settings come through invoke's own config (invoke.yaml beside tasks.py, `invoke 
 INVOKE_* environment variables), then the FACES_* folder overrides (shared/settings.py).
 """
 import os
+import sys
 
+from shared import docker_runner
 from shared import registry as registry_mod
 from shared import runner as runner_mod
 from shared import settings as settings_mod
@@ -14,6 +16,25 @@ from shared.stages import Stage
 INVOKE_OWN = ("run", "runners", "sudo", "tasks", "timeouts")  # invoke's settings, not the project's
 WORKSPACE_FOLDERS = ("dataset", "aligned", "embeddings", "heads", "pseudo", "submissions", "reports", "bench")
 _RUNNERS = {}  # one runner per kind and set of folders in this process: images are checked once
+
+
+def choose_runner(name, config):
+    """A runner by name: local, docker, or auto (docker when a Docker engine answers, else
+    local; the choice is logged). The docker runner mounts the folders of `config` (the run's
+    settings): the workspace read-write, the weights and data read-only. Make one per
+    invocation: a docker runner asks the engine once and builds each image at most once."""
+    version = None
+    if name == "auto":
+        version = docker_runner.docker_answers()
+        name = "docker" if version else "local"
+        sys.stderr.write("runner: %s (%s)\n" % (name, "Docker engine %s answers" % version if version
+                                                    else "no Docker engine answers"))
+    if name == "local":
+        return runner_mod.LocalRunner()
+    if name == "docker":
+        return docker_runner.DockerRunner(writable=[config["workspace"]],
+                                          readable=[config["weights_dir"], config["data_dir"]], version=version)
+    raise ValueError("unknown runner '%s' (known: local, docker, auto)" % name)
 
 
 def _plain(value):
@@ -58,7 +79,7 @@ class RunContext(object):
         """The service runner, made on first use and shared by every stage of this process."""
         key = (self.runner_name, self.workspace, self.config["weights_dir"], self.config["data_dir"])
         if key not in _RUNNERS:
-            _RUNNERS[key] = runner_mod.get(self.runner_name, self.config)
+            _RUNNERS[key] = choose_runner(self.runner_name, self.config)
         return _RUNNERS[key]
 
     def stage(self, name, inputs, outputs, params=None):

@@ -8,7 +8,6 @@ service's image, with the same arguments and outputs.
 """
 import os
 import subprocess
-import sys
 
 from shared.settings import ROOT
 
@@ -52,29 +51,3 @@ class LocalRunner(object):
         code = subprocess.call(command, env=full_env)
         if code != 0:
             raise ServiceError(service, code, command)
-
-
-def get(name, config=None):
-    """A runner by name: local, docker, or auto (docker when a Docker engine answers, else
-    local; the choice is logged). The docker runner mounts the folders of `config` (a task's
-    settings; default invoke.yaml + FACES_* overrides): the workspace read-write, the weights
-    and data read-only. Make one per invocation: a docker runner asks the engine once and
-    builds each image at most once."""
-    from shared import docker_runner  # it imports this module
-
-    version = None
-    if name == "auto":
-        version = docker_runner.docker_answers()
-        name = "docker" if version else "local"
-        sys.stderr.write("runner: %s (%s)\n" % (name, "Docker engine %s answers" % version if version
-                                                    else "no Docker engine answers"))
-    if name == "local":
-        return LocalRunner()
-    if name == "docker":
-        if config is None:
-            from shared import settings
-
-            config = settings.load()
-        return docker_runner.DockerRunner(writable=[config["workspace"]],
-                                          readable=[config["weights_dir"], config["data_dir"]], version=version)
-    raise ValueError("unknown runner '%s' (known: local, docker, auto)" % name)

@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from conftest import ROOT
+from pipeline.context import choose_runner
 from shared import docker_runner as docker_mod
 from shared import runner as runner_mod
 
@@ -53,15 +54,15 @@ def test_auto_takes_docker_only_when_an_engine_answers(monkeypatch, capsys, tmp_
     assert docker_mod.docker_answers(str(tmp_path / "no-docker-here")) is None
     config = {"workspace": str(tmp_path), "weights_dir": str(tmp_path), "data_dir": str(tmp_path)}
     monkeypatch.setattr(docker_mod, "docker_answers", lambda: None)
-    assert isinstance(runner_mod.get("auto", config), runner_mod.LocalRunner)
+    assert isinstance(choose_runner("auto", config), runner_mod.LocalRunner)
     assert "runner: local (no Docker engine answers)" in capsys.readouterr().err
     monkeypatch.setattr(docker_mod, "docker_answers", lambda: "20.10.24")
-    chosen = runner_mod.get("auto", config)
+    chosen = choose_runner("auto", config)
     assert isinstance(chosen, docker_mod.DockerRunner) and chosen.writable == [str(tmp_path)]
     assert chosen.engine() == "20.10.24"  # the answer get() had: not asked again
     assert "runner: docker (Docker engine 20.10.24 answers)" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown runner 'podman'"):
-        runner_mod.get("podman", config)
+        choose_runner("podman", config)
 
 
 def test_every_service_has_a_dockerfile_with_a_debian_base(tmp_path):
