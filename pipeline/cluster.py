@@ -1,0 +1,170 @@
+"""The Dask engine of `invoke all --cluster SPEC`: a client for the spec, the shared-folder check,
+per-task logs and a progress line per finished task.
+
+    local[:N]             a local cluster of N single-threaded worker processes (default: the cores)
+    tcp://HOST:PORT       a running `dask scheduler`
+    PATH.json             a scheduler file (`dask scheduler --scheduler-file PATH.json`)
+    slurm[:JOBS]          JOBS batch jobs of Dask workers through dask-jobqueue (invoke.yaml `cluster.slurm`)
+
+Servers this module starts listen on 127.0.0.1 (local) or where `cluster.slurm.scheduler_options`
+says. Every worker must see the workspace, weights and data at the same paths as the driver.
+"""
+import contextlib
+import os
+import shutil
+import sys
+import time
+import uuid
+
+from shared.settings import ROOT
+
+CONNECT_S, WORKERS_S = 10, 15  # an unreachable scheduler fails in well under 30 s
+
+
+class ClusterError(ValueError):
+    """A cluster the run cannot use (the tasks print its message as one line, exit 2)."""
+
+
+def _local(count):
+    from dask.distributed import LocalCluster
+
+    return LocalCluster(n_workers=count or os.cpu_count(), threads_per_worker=1, processes=True,
+                        host="127.0.0.1", dashboard_address="127.0.0.1:0")
+
+
+def _slurm(config, jobs):
+    """`jobs` SLURM jobs, each `cores` single-threaded Dask workers in this environment's Python."""
+    from dask_jobqueue import SLURMCluster
+
+    options = dict((k, v) for k, v in dict(config.get("cluster", {}).get("slurm") or {}).items() if v is not None)
+    options.pop("wait_s", None)
+    prologue = ["cd %s" % ROOT, "export PYTHONPATH=%s" % ROOT] + list(options.pop("job_script_prologue", []))
+    cluster = SLURMCluster(python=sys.executable, processes=options.get("cores", 1), job_script_prologue=prologue,
+                           log_directory=os.path.join(config["workspace"], "logs"), **options)
+    cluster.scale(jobs=jobs or 1)
+    return cluster
+
+
+def _connect(client_cls, spec, wait_s):
+    """A client of a running scheduler, with at least one worker; a ClusterError otherwise."""
+    kwargs = {"scheduler_file": spec} if spec.endswith(".json") else {"address": spec}
+    if "scheduler_file" in kwargs and not os.path.isfile(spec):
+        raise ClusterError("scheduler file %s does not exist (start `dask scheduler --scheduler-file %s`)"
+                           % (spec, spec))
+    try:
+        client = client_cls(timeout=CONNECT_S, **kwargs)
+    except (OSError, TimeoutError) as error:
+        raise ClusterError("no Dask scheduler answers at %s within %d s (%s)" % (spec, CONNECT_S, error))
+    _first_worker(client, spec, wait_s)
+    return client
+
+
+def _first_worker(client, spec, wait_s):
+    try:
+        client.wait_for_workers(1, timeout=wait_s)
+    except (OSError, TimeoutError):
+        client.close()
+        raise ClusterError("the Dask cluster %s has no worker after %d s (SLURM: `squeue` says why a job "
+                           "waits)" % (spec, wait_s))
+
+
+@contextlib.contextmanager
+def client(config, spec):
+    """A Dask client for `spec`, its workers checked to share the workspace; closed (and a cluster
+    this module started, stopped) on the way out."""
+    from dask.distributed import Client
+
+    kind, _, count = spec.partition(":")
+    cluster = None
+    if kind == "local":
+        cluster = _local(int(count or 0))
+    elif kind == "slurm":
+        cluster = _slurm(config, int(count or 0))
+    elif not (spec.startswith(("tcp://", "tls://")) or spec.endswith(".json")):
+        raise ClusterError("unknown --cluster '%s' (none, local[:N], tcp://HOST:PORT, PATH.json, slurm[:JOBS])"
+                           % spec)
+    try:
+        if cluster is None:
+            dask = _connect(Client, spec, WORKERS_S)
+        else:
+            dask = Client(cluster)
+            wait_s = (config.get("cluster", {}).get("slurm") or {}).get("wait_s") or 3600
+            _first_worker(dask, spec, wait_s if kind == "slurm" else WORKERS_S)
+        with contextlib.closing(dask):
+            check_shared(dask, config)
+            dashboard = dask.scheduler_info().get("services", {}).get("dashboard")
+            print("[cluster] %s: %d workers%s" % (spec, len(dask.scheduler_info()["workers"]),
+                                                 ", dashboard %s" % dask.dashboard_link if dashboard else ""))
+            yield dask
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _view(token_path, folders):
+    """What a worker sees: the token's text and the entries of each folder (None: missing)."""
+    token = open(token_path).read() if os.path.isfile(token_path) else None
+    return [token] + [sorted(os.listdir(f)) if os.path.isdir(f) else None for f in folders]
+
+
+def check_shared(dask, config):
+    """Fail unless every worker sees this workspace (a token the driver writes), the weights and
+    the data at the same paths."""
+    folders = [config["weights_dir"], config["data_dir"]]
+    check = os.path.join(config["workspace"], ".cluster-check")
+    token = uuid.uuid4().hex
+    os.makedirs(check, exist_ok=True)
+    path = os.path.join(check, token)
+    with open(path, "w") as f:
+        f.write(token)
+    try:
+        expected = _view(path, folders)
+        seen = dask.run(_view, path, folders)
+    finally:
+        shutil.rmtree(check)
+    names = ("the workspace %s" % config["workspace"], "the weights %s" % folders[0], "the data %s" % folders[1])
+    wrong = sorted(set(name for view in seen.values() for name, a, b in zip(names, view, expected) if a != b))
+    if wrong:
+        blind = sorted(worker for worker, view in seen.items() if view != expected)
+        raise ClusterError("%s: not the same folder on worker(s) %s as here. Every worker must see the "
+                           "workspace, weights and data on a shared filesystem at the same paths"
+                           % ("; ".join(wrong), ", ".join(blind)))
+
+
+@contextlib.contextmanager
+def task_log(path):
+    """This process's stdout and stderr (the services' output included) appended to `path`."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(path, "a") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def wait_all(dask, futures, logs):
+    """Wait for every task with a progress line per finished one; the first failure cancels
+    the rest and raises. Returns [(task, seconds)] in finishing order."""
+    from dask.distributed import as_completed
+
+    started, timings = time.time(), []
+    for done, future in enumerate(as_completed(futures), 1):
+        if future.status != "finished":
+            dask.cancel(futures)
+            raise ClusterError("task %s failed: %r (its log: %s/)" % (future.key, future.exception(), logs))
+        name, seconds = future.result()
+        timings.append((name, seconds))
+        left = (time.time() - started) / done * (len(futures) - done)
+        print("[cluster] %d/%d done: %s (%.1f s), ETA %.0f s" % (done, len(futures), name, seconds, left))
+        sys.stdout.flush()
+    return timings
