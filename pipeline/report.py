@@ -1,0 +1,218 @@
+"""`report`: reports/index.html, the page people look at after a run. It draws what the run left
+in the workspace: the evaluation (reports/evaluation.json, diagnostics.json: the head service's
+`evaluate`), the heads' per-epoch history (heads/*/*/summary.json), the rules' distances
+(pseudo/step6.json), the test truth where it exists, and the run's settings and wall times
+(reports/run.json, written by `invoke all`). Figures and face thumbnails are PNGs in
+reports/index_files/; the page has no script and loads nothing from the network."""
+import csv
+import io
+import os
+import platform
+import shutil
+
+from invoke import task
+
+from pipeline import context, plots
+from pipeline import report_html as html
+from pipeline.weights import model_status
+from shared.ensemble import UNKNOWN
+from shared.steps import STEPS
+from shared.storage import read_json, write_json, write_text
+
+FILES = "index_files"  # the page's images, beside it
+
+
+def _read(path):
+    return read_json(path) if os.path.isfile(path) else None
+
+
+def _rows(path):
+    """{image: row} of a CSV with an `image` column; {} where the file does not exist."""
+    if not os.path.isfile(path):
+        return {}
+    with io.open(path, encoding="utf-8") as f:
+        return dict((row["image"], row) for row in csv.DictReader(f))
+
+
+def record_run(ctx, requested, chosen, timings):
+    """What `invoke all` ran, for the report's header: reports/run.json."""
+    write_json(os.path.join(ctx.paths["reports"], "run.json"),
+               {"profile": ctx.profile_name, "seed": ctx.seed, "requested": requested, "models": chosen,
+                "runner": ctx.runner.name, "timings": [[name, round(s, 1)] for name, s in timings]})
+
+
+def _skipped(ctx, requested, used):
+    from pipeline.workflow import requested_names  # it imports this module
+
+    found = []
+    for name in (n for n in requested_names(ctx.registry, requested) if n not in used):
+        status, folder, detail = model_status(ctx.registry.model(name), ctx.config["weights_dir"])
+        found.append("%s: weights %s in %s (%s)" % (name, status, folder, detail))
+    return found
+
+
+def settings_section(ctx, run, models):
+    import matplotlib
+    import numpy
+
+    rows = [["profile", html.text(run.get("profile", ctx.profile_name))], ["seed", run.get("seed", ctx.seed)],
+            ["runner", html.text(run.get("runner", "-"))], ["models used", html.text(", ".join(models))],
+            ["models skipped", "<br>".join(html.text(s) for s in _skipped(ctx, run.get("requested"), models)) or "-"]]
+    for model in models:
+        meta = _read(os.path.join(ctx.paths["embeddings"], model, "train_meta.json")) or {}
+        weights = meta.get("weights", {}).get("files", {})
+        rows.append(["%s weights (sha256)" % html.text(model),
+                     "<br>".join("<code>%s</code> %s" % (html.text(f), html.text(d)) for f, d in sorted(weights.items()))])
+        rows.append(["%s versions" % html.text(model), html.text(", ".join(
+            "%s %s" % item for item in sorted(meta.get("versions", {}).items())))])
+    rows.append(["tasks versions", html.text("python %s, numpy %s, matplotlib %s" % (
+        platform.python_version(), numpy.__version__, matplotlib.__version__))])
+    body = html.table(["setting", "value"], rows)
+    timings = run.get("timings")
+    if timings:
+        body += html.table(["stage", "wall time (s)"], [[html.text(n), (s, "%.1f")] for n, s in timings] +
+                           [["<b>total</b>", (sum(s for _, s in timings), "%.1f")]])
+    else:
+        body += html.note("No wall times: reports/run.json is written by <code>invoke all</code>.")
+    return html.section("Run", body)
+
+
+def evaluation_section(ev, figures):
+    if ev is None:
+        return html.section("Evaluation", html.note("No evaluation: the dataset has no test_truth.csv."))
+    steps = [s for s in STEPS if any(s in entry for entry in ev["models"].values())]
+    body = html.note("%d test images, %d of them unknown (label %d)." % (ev["test_images"], ev["test_unknown"], UNKNOWN))
+    body += html.table(["model"] + ["val top-1 %s" % s for s in steps] + ["test MAP@5 %s" % s for s in steps],
+                       [[html.text(m)] + [e[s]["val_top1"] for s in steps] + [e[s]["map5"] for s in steps]
+                        for m, e in sorted(ev["models"].items())])
+    systems = ev["systems"]
+    body += html.table(["system", "MAP@5", "top-1", "unknown precision", "unknown recall"],
+                       [[html.text(s["system"]), s["map5"], s["top1"], s["unknown_precision"], s["unknown_recall"]]
+                        for s in systems])
+    plots.systems_bar([(s["system"], s["map5"], s["top1"]) for s in systems], os.path.join(figures, "systems.png"))
+    body += html.figure(FILES + "/systems.png", "MAP@5 and top-1 per system",
+                        "MAP@5 (the competition's score: 1 for a right first guess, 1/k for a right k-th) and "
+                        "top-1 of each system on the test set.")
+    return html.section("Evaluation", body)
+
+
+def unknown_section(ctx, diag, step6, truth, figures):
+    body = ""
+    if diag:
+        rule = diag["unknown_rule"]
+        plots.tradeoff(rule, "Unknown rule of the step-4 ensemble (probability < %.2f and distance above the "
+                       "threshold)" % rule["probability"], os.path.join(figures, "unknown-rule.png"))
+        body += html.figure(FILES + "/unknown-rule.png", "unknown rule trade-off",
+                            "A test face is called unknown when its distance to the nearest train face is above the "
+                            "threshold and the ensemble's best probability is below %.2f; the dashed line is the "
+                            "threshold the rules chose (%.3f)." % (rule["probability"], rule["chosen"]))
+        for model, sweep in sorted(diag["nearest_neighbour"].items()):
+            name = "nearest-neighbour-%s.png" % model
+            plots.tradeoff(sweep, "Nearest-neighbour baseline on %s" % model, os.path.join(figures, name))
+            body += html.figure(FILES + "/" + name, "nearest neighbour trade-off %s" % model,
+                                "Unknown when the nearest train face's cosine similarity is below the threshold; "
+                                "the dashed line is the one tuned on the validation folds (%.3f)." % sweep["chosen"])
+    if step6 and "min_distance" in step6:
+        distances = dict(zip(step6["min_distance"]["images"], step6["min_distance"]["values"]))
+        if truth:
+            groups = [("known test faces", [d for n, d in distances.items() if int(truth[n]) != UNKNOWN]),
+                      ("unknown test faces", [d for n, d in distances.items() if int(truth[n]) == UNKNOWN])]
+        else:
+            groups = [("test faces (no truth: unlabelled)", list(distances.values()))]
+        rules = step6["rules"]
+        plots.distance_histogram(groups, [("unknown_distance", rules["unknown_distance"]),
+                                          ("pseudo_distance", rules["pseudo_distance"])],
+                                 os.path.join(figures, "distances.png"))
+        body += html.figure(FILES + "/distances.png", "minimum distance histogram",
+                            "Minimum distance of each test face to the train faces (the step-4 rules' distance). "
+                            "Pseudo-labels need a distance below pseudo_distance, unknowns one above unknown_distance.")
+    return html.section("Unknown faces", body or html.note("No step-4 pseudo-labels or evaluation in this workspace."))
+
+
+def training_section(ctx, models, figures):
+    body = ""
+    for model in models:
+        for step in STEPS:
+            summary = _read(os.path.join(ctx.paths["heads"], model, step, "summary.json"))
+            if not summary or not all("history" in r for r in summary["heads"]):
+                continue
+            name = "training-%s-%s.png" % (model, step)
+            plots.training_curves(summary, "%s %s: %d heads, out-of-fold val top-1 %.4f"
+                                  % (model, step, len(summary["heads"]), summary["val_top1"]),
+                                  os.path.join(figures, name))
+            body += html.figure(FILES + "/" + name, "training curves %s %s" % (model, step),
+                                "Per head (fold column and fold): validation top-1 and loss per epoch; dotted: the "
+                                "cyclical learning rate; star: the epoch whose weights were kept (early stopping, "
+                                "patience %d of at most %d epochs)." % (summary["patience"], summary["epochs"]))
+    return html.section("Training", body or html.note("No heads with a per-epoch history in this workspace."))
+
+
+def _thumbnail(dataset, reports, split, name):
+    """A 112-px PNG of dataset/<split>/<name> beside the page; its address from the page."""
+    from PIL import Image
+
+    if not name:
+        return None
+    target = "%s/faces/%s-%s.png" % (FILES, split, os.path.splitext(name.replace("/", "_"))[0])
+    picture = Image.open(os.path.join(dataset, split, name)).convert("RGB")
+    picture.thumbnail((112, 112))
+    picture.save(os.path.join(reports, target), "PNG")
+    return target
+
+
+def _who(label, image, provenance):
+    """'id 4 (Name)' where the benchmark's provenance.csv names the source image's person."""
+    source = provenance.get(image, {}).get("source", "") if image else ""
+    return "%s %s" % ("unknown" if label == UNKNOWN else "id %d" % label,
+                      "(%s)" % html.text(source.split("/")[0]) if source else "")
+
+
+def gallery_section(ctx, diag):
+    if not diag:
+        return html.section("Worst errors", html.note("No evaluation, so no known errors."))
+    dataset, reports = ctx.paths["dataset"], ctx.paths["reports"]
+    provenance = _rows(os.path.join(dataset, "provenance.csv"))
+    os.makedirs(os.path.join(reports, FILES, "faces"))
+    rows = []
+    for e in diag["worst_errors"]:
+        damage = provenance.get(e["image"], {}).get("damage")
+        rows.append(["%s<br>%s%s" % (html.image(_thumbnail(dataset, reports, "test", e["image"]), "test face"),
+                                     html.text(e["image"]), "<br>damage: %s" % html.text(damage) if damage else ""),
+                     "%s<br>guess %s" % (html.image(_thumbnail(dataset, reports, "train", e["guess_face"]), "guess"),
+                                         _who(e["guess"], e["guess_face"], provenance)),
+                     "%s<br>truth %s" % (html.image(_thumbnail(dataset, reports, "train", e["truth_face"]), "truth"),
+                                         _who(e["truth"], e["truth_face"], provenance)),
+                     "guess p %.3f<br>truth p %s<br>truth rank %s<br>distance %.3f" % (
+                         e["guess_probability"], "-" if e["truth_probability"] is None else "%.3f" % e["truth_probability"],
+                         e["truth_rank"] or "not in top 5", e["min_distance"])])
+    body = html.note("The %d most confident wrong first guesses of the %s ensemble: the test face, a train face of the "
+                     "guessed identity and one of the true identity (none for unknown). p: the ensemble's probability; "
+                     "distance: to the nearest train face." % (len(rows), diag["errors_step"]))
+    return html.section("Worst errors", body + '<div class="gallery">%s</div>' % html.table(
+        ["test face", "guessed identity", "true identity", "scores"], rows))
+
+
+def report_stage(ctx):
+    """Write reports/index.html from what the workspace holds; returns its path."""
+    reports = ctx.paths["reports"]
+    figures = os.path.join(reports, FILES)
+    if os.path.isdir(figures):
+        shutil.rmtree(figures)  # a figure of an earlier run must not outlive it
+    os.makedirs(figures)
+    run = _read(os.path.join(reports, "run.json")) or {}
+    models = run.get("models") or sorted(os.listdir(ctx.paths["heads"]) if os.path.isdir(ctx.paths["heads"]) else [])
+    diag = _read(os.path.join(reports, "diagnostics.json"))
+    truth = dict((n, r["label"]) for n, r in _rows(os.path.join(ctx.paths["dataset"], "test_truth.csv")).items())
+    sections = [settings_section(ctx, run, models),
+                evaluation_section(_read(os.path.join(reports, "evaluation.json")), figures),
+                unknown_section(ctx, diag, _read(os.path.join(ctx.paths["pseudo"], "step6.json")), truth, figures),
+                training_section(ctx, models, figures), gallery_section(ctx, diag)]
+    path = os.path.join(reports, "index.html")
+    write_text(path, html.page("Face recognition run report", "Workspace %s" % html.text(ctx.workspace), sections))
+    return path
+
+
+@task(help={"workspace": "workspace folder"})
+def report(c, workspace=None):
+    """Write reports/index.html: evaluation, plots, training curves and the worst errors of a run."""
+    print("[report] %s" % report_stage(context.from_task(c, workspace)))

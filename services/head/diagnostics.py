@@ -1,0 +1,64 @@
+"""What the report plots, computed where the arrays are (the head service's `evaluate` writes it
+to diagnostics.json): the step-4 unknown rule's trade-off as its distance threshold varies, the
+nearest-neighbour baseline's as its similarity threshold varies, and the final step's worst
+errors. Data only: the plots are drawn by the tasks (pipeline/plots.py)."""
+import numpy as np
+
+from services.head.ensemble import _distance, _ensemble, _no_face, tuned_rules
+from shared.ensemble import UNKNOWN
+from shared.folds import read_folds
+from shared.metrics import scores, top_k
+
+DISTANCE_THRESHOLDS = np.round(np.arange(0.5, 2.0001, 0.025), 3)  # the unknown rule's distance sweep
+WORST = 24  # errors shown in the report's gallery
+
+
+def _first_unknown(ranked, flagged):
+    return np.array([[UNKNOWN] + list(r[:4]) if f else list(r) for r, f in zip(ranked, flagged)])
+
+
+def unknown_sweep(truth, probs, class_ids, distance, rules, no_face):
+    """Step-4 ensemble scores at each distance threshold of the unknown rule (distance above it
+    and probability below rules.unknown_probability, or no face: unknown first)."""
+    ranked, best = top_k(probs, class_ids=class_ids), probs.max(axis=1)
+    found = [scores(truth, _first_unknown(ranked, ((distance > t) & (best < rules["unknown_probability"])) | no_face))
+             for t in DISTANCE_THRESHOLDS]
+    sweep = dict((key, [round(s[key], 5) for s in found]) for key in ("map5", "unknown_precision", "unknown_recall"))
+    return dict(sweep, thresholds=[float(t) for t in DISTANCE_THRESHOLDS], chosen=rules["unknown_distance"],
+                probability=rules["unknown_probability"], axis="minimum squared L2 distance to a train face "
+                                                                  "(unknown above)")
+
+
+def worst_errors(truth, names, probs, class_ids, distance, train_faces):
+    """The WORST most confident wrong first guesses: test image, truth, guess, their
+    probabilities and one train image of each identity (None for the unknown label)."""
+    ranked = top_k(probs, class_ids=class_ids)
+    column = dict((c, i) for i, c in enumerate(class_ids))
+    wrong = np.where(ranked[:, 0] != truth)[0]
+    confidence = probs[wrong, [column[c] for c in ranked[wrong, 0]]]
+    rows = []
+    for row, score in sorted(zip(wrong, confidence), key=lambda pair: -pair[1])[:WORST]:
+        true, guess = int(truth[row]), int(ranked[row, 0])
+        rows.append({"image": names[row], "truth": true, "guess": guess, "guess_probability": round(float(score), 4),
+                     "truth_probability": round(float(probs[row, column[true]]), 4) if true in column else None,
+                     "truth_rank": int(list(ranked[row]).index(true)) + 1 if true in ranked[row] else None,
+                     "min_distance": round(float(distance[row]), 4),
+                     "guess_face": train_faces.get(guess), "truth_face": train_faces.get(true)})
+    return rows
+
+
+def collect(args, registry, models, rules, truth, names, steps, nn_sweeps):
+    """diagnostics.json: the sweeps (step-4 ensemble; nearest neighbour per model, `nn_sweeps`)
+    and the worst errors of the last step's ensemble."""
+    distance = _distance(args, registry, models, names)
+    probs, class_ids = _ensemble(args, registry, models, "step4")
+    found = {"unknown_rule": unknown_sweep(truth, probs, class_ids, distance, tuned_rules(args, registry, models, rules),
+                                           _no_face(args.no_face, names)),
+             "nearest_neighbour": nn_sweeps, "errors_step": steps[-1]}
+    images, labels, _ = read_folds(args.folds)
+    train_faces = {}
+    for image, label in zip(images, labels):
+        train_faces.setdefault(int(label), image)
+    probs, class_ids = _ensemble(args, registry, models, steps[-1])
+    found["worst_errors"] = worst_errors(truth, names, probs, class_ids, distance, train_faces)
+    return found
