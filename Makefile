@@ -28,9 +28,10 @@ images: $(VENVS)/tasks/.ready
 	$(INVOKE) images.build
 
 # Builds the LFW benchmark, aligns, embeds with every model whose weights are present, trains
-# the heads, pseudo-labels, writes the submission and the evaluation table.
+# the heads, pseudo-labels, writes the submission, the evaluation table and the report page.
 demo: setup
 	$(INVOKE) all --profile quick --workspace $(WORKSPACE)
+	@echo "make demo: open $(abspath $(WORKSPACE))/reports/index.html"
 
 # pytest exits 5 when it collects no tests: that is a broken suite, not a pass.
 test: setup

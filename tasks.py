@@ -5,11 +5,13 @@ Settings: invoke.yaml beside this file, read through invoke's config (pipeline/c
     invoke data.benchmark          identity folders -> competition layout in <workspace>/dataset
     invoke align.prealigned        112x112 template crops -> every crop size in <workspace>/aligned
     invoke align.run               the detectors (the align service) -> <workspace>/aligned
+    invoke validate                the dataset checked before any work (shared/validate.py)
     invoke split                   folds.csv (pipeline/folds.py)
     invoke embed.run --models A,B  embed train and test with each model's service
     invoke heads.train             one step's Keras heads per model
     invoke ensemble.pseudo / ensemble.submit   a step's ensemble -> pseudo-labels / submission
     invoke evaluate                MAP@5 etc. per model, step and baseline (pipeline/evaluate.py)
+    invoke report                  reports/index.html: plots, training curves, worst errors (pipeline/report.py)
     invoke bench.lfw-pairs --model NAME / bench.align   accuracy and speed figures
     invoke weights.check           which models have their weights
     invoke images.build [--only NAME] / images.smoke   the Docker images and their smoke tests
@@ -17,7 +19,8 @@ Every task takes --workspace DIR (default from invoke.yaml), so several runs liv
 """
 from invoke import Collection
 
-from pipeline import align, bench, data, embed, ensemble, evaluate, folds, heads, images, weights, workflow
+from pipeline import (align, bench, data, embed, ensemble, evaluate, folds, heads, images, report, validate, weights,
+                      workflow)
 from pipeline.common import clean_errors
 
 namespace = Collection()
@@ -26,6 +29,8 @@ for module in (data, align, embed, heads, ensemble, bench, weights, images):
 namespace.add_task(workflow.all_, name="all", default=True)
 namespace.add_task(folds.split)
 namespace.add_task(evaluate.evaluate)
+namespace.add_task(report.report)
+namespace.add_task(validate.validate)
 
 for name in namespace.task_names:
     task = namespace[name]

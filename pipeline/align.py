@@ -12,7 +12,7 @@ def dataset_lists(dataset):
     """Image names per split: train.csv order, and sample_submission.csv order (or the sorted
     test folder when the dataset has no sample submission)."""
     from shared.images import list_images
-    from shared.schema import read_list
+    from shared.validate import read_list
 
     lists = {"train": read_list(os.path.join(dataset, "train.csv"))}
     submission = os.path.join(dataset, "sample_submission.csv")
@@ -34,7 +34,8 @@ def prealigned_stage(ctx, crops):
     for split, names in sorted(dataset_lists(paths["dataset"]).items()):
         out_dirs = dict((crop, os.path.join(paths["aligned"], crop, split)) for crop in crops)
         written = derive_prealigned(os.path.join(paths["dataset"], split), names, out_dirs,
-                                    progress=progress("align " + split))
+                                    progress=progress("align " + split),
+                                    manifest=os.path.join(paths["aligned"], split + "_sources.json"))
         write_text(os.path.join(paths["aligned"], split + ".txt"), "".join(n + "\n" for n in names))
         print("aligned %s: %d images, %d new crop files (%s)" % (split, len(names), written, ", ".join(crops)))
 

@@ -3,7 +3,7 @@ import os
 
 from invoke import task
 
-from pipeline import context
+from pipeline import context, plots
 from pipeline.common import progress
 from shared import settings as settings_mod
 
@@ -33,12 +33,14 @@ def lfw_pairs_stage(ctx, entry, pairs_path, images, flip=True, batch_size=None):
         "--batch-size", batch_size or ctx.config["bench"]["batch_size"]] + (["--flip"] if flip else []))
     files = output_files(out, split)
     embeddings = np.load(files["embeddings"]) + (np.load(files["flip"]) if flip else 0)
-    mean, std = kfold_accuracy(cosine_scores(embeddings, names, pair_list), [p[2] for p in pair_list])
+    scores, same = cosine_scores(embeddings, names, pair_list), [p[2] for p in pair_list]
+    mean, std = kfold_accuracy(scores, same)
     timing = read_json(files["meta"])["timing"]
     print("%s: %d pairs, %d images, %.1f forward passes/s (%s, batch %d)"
           % (entry["name"], len(pair_list), len(names), timing["views_per_s"],
              "original + flip views" if flip else "original views", timing["batch_size"]))
     print("accuracy %.4f +- %.4f" % (mean, std))
+    print("figures: %s" % ", ".join(plots.verification(scores, same, os.path.join(out, split))))
 
 
 @task(help={"model": "registry name", "pairs": "pairs.txt (default: invoke.yaml bench.pairs)",
@@ -72,4 +74,21 @@ def align(c, count=300, seed=2019, detectors=None, weights=None, model="model4_i
     # Default: every detector of the service's chain; one without its weight files answers with
     # exit code 4 and is reported as skipped.
     chain = detectors.split(",") if detectors else bench_align.detector_chain()
-    bench_align.run(bench, ctx.config["data_dir"], chain, count, seed)
+    names, measured = bench_align.run(bench, ctx.config["data_dir"], chain, count, seed)
+    print("contact sheet: %s" % contact_sheet(root, names[:8], measured))
+
+
+def contact_sheet(root, names, detectors):
+    """A few canvases and their aligned crops: the known-points crop, then each detector's (a
+    blank where it found no face)."""
+    from shared.images import load_rgb
+
+    def row(folder):
+        return [load_rgb(os.path.join(folder, n)) if os.path.isfile(os.path.join(folder, n)) else None for n in names]
+
+    rows = [("canvas", row(os.path.join(root, "canvases"))),
+            ("known points", row(os.path.join(root, "known-points", "112x112", "canvases")))]
+    rows += [(detector, row(os.path.join(root, detector, "112x112", "canvases"))) for detector in detectors]
+    return plots.contact_sheet(rows, os.path.join(root, "contact-sheet.png"),
+                               "The first %d canvases and their aligned 112x112 crops: with the known landmarks, then "
+                               "each detector's" % len(names))

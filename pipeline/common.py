@@ -1,15 +1,16 @@
 """What every task module shares: progress bars and one error-exit style."""
 import functools
-import sys
+import os
 
 from invoke import Exit
 
 
 def progress(desc):
-    """A wrapper that shows a tqdm bar on a terminal and stays quiet otherwise."""
-    from tqdm import tqdm
+    """A wrapper that shows progress over a list: a bar on a terminal, a line every ~10% in a
+    log (shared/progress.py)."""
+    from shared.progress import iterate
 
-    return lambda items: tqdm(items, desc=desc, disable=not sys.stderr.isatty())
+    return lambda items: iterate(items, desc)
 
 
 def fail(message, code=2):
@@ -18,16 +19,22 @@ def fail(message, code=2):
 
 
 def clean_errors(body):
-    """Turn the errors a user can act on into one clear line and an exit code, not a traceback."""
+    """Turn the errors a user can act on into one clear line and an exit code, not a traceback;
+    any other error into one line too (exit 1), its traceback only with FACES_DEBUG=1."""
     from shared.runner import ServiceError
+    from shared.schema import ContractError, describe
 
     @functools.wraps(body)
     def wrapper(*args, **kwargs):
         try:
             return body(*args, **kwargs)
-        except ServiceError as exc:
+        except (ServiceError, ContractError) as exc:
             fail(exc, exc.code)
         except (ValueError, KeyError, FileNotFoundError, FileExistsError) as exc:
             fail(exc.args[0] if exc.args else exc)
+        except Exception as exc:
+            if os.environ.get("FACES_DEBUG") == "1":
+                raise
+            fail(describe(exc), 1)
 
     return wrapper

@@ -33,7 +33,8 @@ def choose_runner(name, config):
         return runner_mod.LocalRunner()
     if name == "docker":
         return docker_runner.DockerRunner(writable=[config["workspace"]],
-                                          readable=[config["weights_dir"], config["data_dir"]], version=version)
+                                          readable=[config["weights_dir"], config["data_dir"]], version=version,
+                                          limits=config.get("containers"))
     raise ValueError("unknown runner '%s' (known: local, docker, auto)" % name)
 
 

@@ -14,28 +14,35 @@ def augment_count(ctx, entry, augment=None):
     return wanted if cap is None else min(wanted, cap)
 
 
+def embed_args(ctx, name, split, augment=None, seed=None, batch_size=None, workers=None):
+    """The `embed` arguments of one model and split; `workers` (default: invoke.yaml's for the
+    family) parallel shard processes, merged."""
+    entry = ctx.registry.model(name)
+    args = ["--model", name, "--split", split,
+            "--images", os.path.join(ctx.paths["aligned"], entry["input"]["crop"], split),
+            "--list", os.path.join(ctx.paths["aligned"], split + ".txt"),
+            "--out", os.path.join(ctx.paths["embeddings"], name),
+            "--weights-root", ctx.config["weights_dir"]]
+    if split in entry["embed"]["flip"]:
+        args.append("--flip")
+    copies = augment_count(ctx, entry, augment)
+    if copies:
+        args += ["--augment", copies, "--seed", ctx.seed if seed is None else int(seed)]
+    if batch_size:
+        args += ["--batch-size", batch_size]
+    workers = ctx.workers(entry) if workers is None else workers
+    if workers > 1:
+        args += ["--workers", workers]
+    return args
+
+
 def embed_stage(ctx, models, splits=("train", "test"), augment=None, seed=None, batch_size=None):
     """Each model's service embeds each split; the service itself skips a split that is up to
     date and resumes one that was interrupted."""
-    seed = ctx.seed if seed is None else int(seed)
     for name in models:
-        entry = ctx.registry.model(name)
         for split in splits:
-            args = ["--model", name, "--split", split,
-                    "--images", os.path.join(ctx.paths["aligned"], entry["input"]["crop"], split),
-                    "--list", os.path.join(ctx.paths["aligned"], split + ".txt"),
-                    "--out", os.path.join(ctx.paths["embeddings"], name),
-                    "--weights-root", ctx.config["weights_dir"]]
-            if split in entry["embed"]["flip"]:
-                args.append("--flip")
-            copies = augment_count(ctx, entry, augment)
-            if copies:
-                args += ["--augment", copies, "--seed", seed]
-            if batch_size:
-                args += ["--batch-size", batch_size]
-            if ctx.workers(entry) > 1:
-                args += ["--workers", ctx.workers(entry)]
-            ctx.runner.run(entry["family"], "embed", args)
+            ctx.runner.run(ctx.registry.model(name)["family"], "embed",
+                           embed_args(ctx, name, split, augment, seed, batch_size))
 
 
 @task(help={"models": "comma-separated registry names", "splits": "comma-separated splits (train,test)",

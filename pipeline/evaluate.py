@@ -18,7 +18,8 @@ def evaluate_stage(ctx, models):
     steps = [s for s in STEPS if all(os.path.isdir(os.path.join(paths["heads"], m, s)) for m in models)]
     inputs = [truth, paths["submissions"]] + [os.path.join(paths["heads"], m, s) for m in models for s in steps]
     out = os.path.join(paths["reports"], "evaluation.md")
-    stage = ctx.stage("evaluate", inputs, [out], {"models": ",".join(models)})
+    diagnostics = os.path.join(paths["reports"], "diagnostics.json")  # what the report plots
+    stage = ctx.stage("evaluate", inputs, [out, diagnostics], {"models": ",".join(models)})
     if stage.needed():
         args = ensemble_args(ctx, models, steps[-1], paths["reports"])
         ctx.runner.run("head", "evaluate", args + ["--truth", truth, "--submissions", paths["submissions"]])

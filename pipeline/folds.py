@@ -1,6 +1,4 @@
 """`split`: the fold columns every head trains and validates on (folds.csv)."""
-import csv
-import io
 import os
 
 from invoke import task
@@ -11,6 +9,7 @@ from pipeline import context
 def split_stage(ctx, seed=None, stratified=None):
     """folds.csv: rt0..rt<columns-1>, each a seeded, shuffled 5-fold split of train.csv."""
     from shared.folds import make_folds, write_folds
+    from shared.validate import read_table
 
     seed = ctx.seed if seed is None else int(seed)
     columns = ctx.config["folds"]["columns"]
@@ -19,8 +18,7 @@ def split_stage(ctx, seed=None, stratified=None):
     stage = ctx.stage("split", [train_csv], [ctx.paths["folds"]],
                       {"seed": seed, "stratified": stratified, "columns": columns})
     if stage.needed():
-        with io.open(train_csv, encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+        rows = [row for _, row in read_table(train_csv, ["image", "label"], "train.csv")]
         images, labels = [r["image"] for r in rows], [int(r["label"]) for r in rows]
         write_folds(ctx.paths["folds"], images, labels,
                     make_folds(images, labels, seed, columns, stratified=stratified))

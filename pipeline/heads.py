@@ -7,11 +7,15 @@ from pipeline import context
 from shared.steps import PSEUDO_SOURCE
 
 
-def train_stage(ctx, model, step):
-    """parts x 5 heads of `model` for `step`, skipped while their inputs are unchanged."""
+def fold_columns(ctx):
+    return ["rt%d" % i for i in range(ctx.profile["parts"])]
+
+
+def head_job(ctx, model, step):
+    """(the stamped stage, the head service's `train` arguments) of `model`'s heads for `step`."""
     out = os.path.join(ctx.paths["heads"], model, step)
     embeddings = os.path.join(ctx.paths["embeddings"], model)
-    columns = ",".join("rt%d" % i for i in range(ctx.profile["parts"]))
+    columns = ",".join(fold_columns(ctx))
     args = ["--model", model, "--embeddings", embeddings, "--folds", ctx.paths["folds"], "--columns", columns,
             "--out", out, "--epochs", ctx.profile["epochs"], "--patience", ctx.profile["patience"],
             "--seed", ctx.seed]
@@ -22,6 +26,12 @@ def train_stage(ctx, model, step):
         inputs.append(pseudo)
     stage = ctx.stage("heads/%s/%s" % (model, step), inputs, [os.path.join(out, "summary.json")],
                       {"args": " ".join(str(a) for a in args)})
+    return stage, args
+
+
+def train_stage(ctx, model, step):
+    """parts x 5 heads of `model` for `step`, skipped while their inputs are unchanged."""
+    stage, args = head_job(ctx, model, step)
     if stage.needed():
         ctx.runner.run("head", "train", args)
         stage.done()

@@ -19,13 +19,20 @@ from pipeline.ensemble import pseudo_stage, submit_stage
 from pipeline.evaluate import evaluate_stage
 from pipeline.folds import split_stage
 from pipeline.heads import train_stage
+from pipeline.report import record_run, report_stage
+from pipeline.validate import validate_stage
 from pipeline.weights import PRESENT, model_status
 from shared.steps import PSEUDO_SOURCE, STEPS
 
 
+def requested_names(registry, requested):
+    """The models `--models` asks for: original (the 15) or a comma-separated list."""
+    return registry.names(original=True) if requested in (None, "original") else requested.split(",")
+
+
 def present_models(ctx, requested):
     registry = ctx.registry
-    names = registry.names(original=True) if requested in (None, "original") else requested.split(",")
+    names = requested_names(registry, requested)
     present = []
     for name in names:
         status, folder, detail = model_status(registry.model(name), ctx.config["weights_dir"])
@@ -45,6 +52,7 @@ def _stages(ctx, chosen):
     dataset = ctx.paths["dataset"]
     pre_aligned = os.path.isfile(os.path.join(dataset, "benchmark.json"))  # built from aligned crops
     crops = crops_for(ctx, chosen)
+    yield "validate", lambda: validate_stage(ctx)
     yield "align", lambda: (prealigned_stage if pre_aligned else detect_stage)(ctx, crops)
     yield "split", lambda: split_stage(ctx)
     yield "embed", lambda: embed_stage(ctx, chosen)
@@ -67,8 +75,11 @@ def _final(ctx):
 @task(default=True, help={"profile": "quick, faithful or smoke (invoke.yaml profiles)",
                           "runner": "local, docker or auto",
                           "models": "original (the 15, those present) or a comma-separated list",
-                          "workspace": "workspace folder"})
-def all_(c, profile=None, runner=None, models=None, workspace=None):
+                          "workspace": "workspace folder",
+                          "cluster": "none (in this process, one stage after another; the default), local[:N], "
+                                     "tcp://HOST:PORT, PATH/scheduler.json or slurm[:JOBS] (README: On a cluster)",
+                          "shards": "embed each split as N tasks on a cluster (default: invoke.yaml cluster.shards)"})
+def all_(c, profile=None, runner=None, models=None, workspace=None, cluster=None, shards=None):
     """Run the whole pipeline; finished stages are skipped, changed inputs re-run what depends on them."""
     ctx = context.from_task(c, workspace, runner, profile)
     timings = []
@@ -79,6 +90,10 @@ def all_(c, profile=None, runner=None, models=None, workspace=None):
         timings.append((name, time.time() - started))
 
     print("[all] workspace %s, profile %s" % (ctx.workspace, ctx.profile_name))
+    cluster = cluster or ctx.config["cluster"]["spec"]
+    if cluster != "none":  # the stages as a Dask task graph; Dask is imported only then
+        from pipeline.graph import run_all
+        return run_all(ctx, cluster, int(shards or ctx.config["cluster"]["shards"]), models)
     if not os.path.isfile(os.path.join(ctx.paths["dataset"], "train.csv")):
         timed("dataset", lambda: benchmark_stage(ctx))
     chosen = present_models(ctx, models or ctx.config["models"])
@@ -91,3 +106,5 @@ def all_(c, profile=None, runner=None, models=None, workspace=None):
     for name, seconds in timings:
         print("  %-40s %8.1f s" % (name, seconds))
     print("  %-40s %8.1f s" % ("total", sum(s for _, s in timings)))
+    record_run(ctx, models or ctx.config["models"], chosen, timings)
+    print("[all] report: %s" % report_stage(ctx))

@@ -2,7 +2,7 @@
 
     embed --model NAME --images DIR --list FILE --out DIR [--split NAME] [--weights DIR]
           [--weights-root DIR] [--flip] [--augment N --seed S] [--batch-size B]
-          [--shard I/N] [--workers N] [--chunk-size C] [--registry YAML] [--no-verify]
+          [--shard I/N] [--workers N] [--chunk-size C] [--registry YAML] [--no-verify] [--debug]
 
 Writes split S (S.shard-I-of-N when sharded) into --out as shared/schema.py describes (S.npy,
 S_flip.npy, S_aug.npy, S_index.csv, S_meta.json: model, weights + sha256, input, counts,
@@ -20,13 +20,13 @@ import sys
 import numpy as np
 
 from shared import registry as registry_mod
-from shared import resumable
+from shared import resumable, validate
 from shared.augment import augment
 from shared.images import load_rgb_at
-from shared.schema import (CONTRACT_VERSION, EXIT_BACKEND, EXIT_USAGE, ContractError,
+from shared.schema import (CONTRACT_VERSION, EXIT_BACKEND, EXIT_USAGE, ContractError, clear_outputs,
                            exit_with_code, hash_names, output_files, output_prefix, parse_shard,
-                           read_list, require_images, shard_bounds)
-from shared.shards import run_workers
+                           require_images, shard_bounds)
+from shared.shards import drop_shard_partials, run_workers
 from shared.storage import save_npy, write_text
 from shared.template import crop_size
 
@@ -48,27 +48,6 @@ class Backbone(object):
 
     def versions(self):
         return {}
-
-
-def to_batch(images, entry, layout="NCHW"):
-    """Stack crops and apply the registry's preprocessing: colour order, scale/mean/std or
-    per-image prewhitening. Returns float32 in `layout` (NCHW or NHWC)."""
-    spec = entry["input"]
-    batch = np.stack(images).astype(np.float32)
-    if spec["color"] == "BGR":
-        batch = batch[..., ::-1]
-    if spec.get("whiten"):
-        flat = batch.reshape(len(batch), -1)
-        mean = flat.mean(axis=1)
-        std = np.maximum(flat.std(axis=1), 1.0 / np.sqrt(flat.shape[1]))
-        batch = (batch - mean[:, None, None, None]) / std[:, None, None, None]
-    else:
-        mean = np.asarray(spec["mean"], dtype=np.float32)
-        std = np.asarray(spec["std"], dtype=np.float32)
-        batch = (batch * np.float32(spec["scale"]) - mean) / std
-    if layout == "NCHW":
-        batch = batch.transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(batch, dtype=np.float32)
 
 
 def build_parser(backbone_cls):
@@ -94,6 +73,7 @@ def build_parser(backbone_cls):
     add("--chunk-size", type=int, default=256, help="images per resumable chunk")
     add("--registry", default=None, help="model registry YAML (default: shared/models.yaml)")
     add("--no-verify", action="store_true", help="skip the sha256 check of weight files")
+    add("--debug", action="store_true", help="show the traceback of an unforeseen error (or FACES_DEBUG=1)")
     return parser
 
 
@@ -138,8 +118,7 @@ class EmbedJob(object):
                 image, resized = load_rgb_at(os.path.join(self.args.images, name), self.size)
                 counters["resized"] += int(resized)
                 views.extend(self.views(image, name))
-                if progress is not None:
-                    progress.update(1)
+                progress.update(1)
             out = np.concatenate([self._forward(backbone, views[b:b + self.args.batch_size])
                                   for b in range(0, len(views), self.args.batch_size)])
             stacked[lo:lo + len(views) // per_image] = out.reshape(-1, per_image, dim)
@@ -166,6 +145,8 @@ class EmbedJob(object):
             "names": len(names), "first": names[0], "last": names[-1], "start": self.start,
             "flip": args.flip, "augment": args.augment, "seed": args.seed,
             "weights": self.digests, "chunk_size": args.chunk_size, "list_hash": hash_names(names)}
+        self.content = validate.content_digests(args.images, names)
+        self.fingerprint["content"] = validate.chunk_tags(self.content, [(0, len(names))])[0]
 
 
 def _entry(backbone_cls, args):
@@ -178,6 +159,8 @@ def _entry(backbone_cls, args):
                             % (args.model, entry["family"], backbone_cls.family))
     if args.augment < 0 or args.batch_size < 1 or args.chunk_size < 1:
         raise ContractError(EXIT_USAGE, "--augment must be >= 0, --batch-size and --chunk-size >= 1")
+    validate.check_split(args.split)
+    validate.check_out(args.out)
     return entry
 
 
@@ -201,13 +184,17 @@ def _meta(job, backbone, resized, timing):
 def _embed(backbone_cls, job):
     """The resumable chunk loop, then the outputs, meta last."""
     args, names = job.args, job.names
-    partial = resumable.resume_folder(args.out, output_prefix(args.split, job.shard), job.fingerprint)
+    clear_outputs(job.files, job.keys)  # the meta first: a reader never mixes this run's files with older ones
+    partial = resumable.resume_folder(args.out, output_prefix(args.split, job.shard),
+                                      dict(job.fingerprint, content=None))  # chunks carry their own
+    bounds = resumable.chunk_bounds(len(names), job.chunk_rows())
     backbone, load_seconds = resumable.timed_load(lambda: backbone_cls(job.entry, job.folder, args.batch_size),
                                                   "model '%s' from %s" % (job.entry["name"], job.folder))
     counters = {"resized": 0}
     parts, computed, seconds = resumable.run_chunks(
-        partial, resumable.chunk_bounds(len(names), job.chunk_rows()), resumable.NPZ, job.entry["name"],
-        lambda lo, hi, progress: job.embed_chunk(backbone, names[lo:hi], counters, progress))
+        partial, bounds, resumable.NPZ, job.entry["name"],
+        lambda lo, hi, progress: job.embed_chunk(backbone, names[lo:hi], counters, progress),
+        tags=validate.chunk_tags(job.content, bounds))
     for key in job.keys:
         save_npy(job.files[key], np.concatenate([part[key] for part in parts]))
     write_text(job.files["index"], "row,image\n" + "".join(
@@ -216,28 +203,37 @@ def _embed(backbone_cls, job):
               "batch_size": args.batch_size,
               "views_per_s": round(computed * job.per_image() / max(seconds, 1e-9), 2)}
     resumable.finish(job.files["meta"], _meta(job, backbone, counters["resized"], timing), partial)
+    if job.shard is None:
+        drop_shard_partials(args.out, args.split)
     print("%s: %d images -> %s (%s)" % (job.entry["name"], len(names), args.out,
                                         ", ".join(os.path.basename(job.files[k]) for k in job.keys)))
 
 
 def _run(backbone_cls, args):
     entry = _entry(backbone_cls, args)
-    all_names = read_list(args.list)
+    all_names = validate.read_list(args.list)
+    per_image = 1 + int(args.flip) + args.augment
+    args.batch_size = min(args.batch_size, len(all_names) * per_image)  # no bigger than the list
     job = EmbedJob(args, entry, all_names)
     if not job.names:
         raise ContractError(EXIT_USAGE, "shard %s of %d images is empty" % (args.shard, len(all_names)))
+    args.workers = min(args.workers, max(1, len(all_names) // job.group()))  # no empty shard
     require_images(args.images, job.names)
     job.check_weights()
-    if resumable.up_to_date(job.files["meta"], job.fingerprint):
-        print("%s: %s is up to date (%d images)" % (entry["name"], job.files["meta"], len(job.names)))
-    elif args.workers > 1 and job.shard is None:
-        run_workers(args, job.fingerprint)
-    else:
-        _embed(backbone_cls, job)
+    lock = validate.hold_lock(args.out, output_prefix(args.split, job.shard))
+    try:
+        if resumable.up_to_date(job.files["meta"], job.fingerprint):
+            print("%s: %s is up to date (%d images)" % (entry["name"], job.files["meta"], len(job.names)))
+        elif args.workers > 1 and job.shard is None:
+            run_workers(args, job.fingerprint)
+        else:
+            _embed(backbone_cls, job)
+    finally:
+        validate.release_lock(lock)
 
 
 def main(backbone_cls, argv=None):
     """Entry point of a service: parse the entrypoint's arguments and run; exit with its code."""
     args = build_parser(backbone_cls).parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    exit_with_code("embed", lambda: _run(backbone_cls, args))
+    exit_with_code("embed", lambda: _run(backbone_cls, args), debug=args.debug)

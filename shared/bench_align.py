@@ -94,7 +94,8 @@ def detector_line(bench, detector, cases, extra):
 
 
 def run(bench, data_dir, chain, count, seed):
-    """Every detector of `chain`; one whose weight files are absent (exit code 4) is reported as skipped."""
+    """Every detector of `chain`; one whose weight files are absent (exit code 4) is reported as skipped.
+    Returns (the sampled crop names, the detectors measured)."""
     lfw = os.path.join(data_dir, "lfw-112x112-dev", "images")
     names = sample(lfw, count, seed)
     listing = bench.write_list("images-%d.txt" % len(names), names)
@@ -126,3 +127,4 @@ def run(bench, data_dir, chain, count, seed):
     print("chain %s on the %d no-face images: %d get a face (%d after blurring), %d listed in no_face"
           % (",".join(measured), chained["images"], chained["images"] - chained["no_face"], chained["blur"],
              chained["no_face"]))
+    return names, measured

@@ -1,20 +1,20 @@
 """The docker runner: a service's entrypoint in the service's image, built from
 docker/<service>.Dockerfile where the service has one of its own, else from the bookworm
 template docker/service.Dockerfile (`--build-arg SERVICE=<service>`). No network, not root, the
-workspace mounted read-write and the weights and data read-only, each at the same path as on
-the host, so the arguments and outputs are the same as with the local runner.
+workspace mounted read-write and the weights and data read-only (even inside the workspace),
+each at the same path as on the host, so the arguments and outputs are the same as with the
+local runner; a read-only root, memory and process limits (shared/container_policy.py).
 """
-import contextlib
 import os
 import re
 import subprocess
 import sys
 
+from shared import container_policy
+from shared.lending import IMAGE_USER, lent_folders
 from shared.runner import ServiceError, services as service_names
 from shared.settings import ROOT
 
-# The images' own unprivileged user; containers run as it when the caller is root.
-IMAGE_USER = (1000, 1000)
 TEMPLATE = "service"  # docker/service.Dockerfile
 
 
@@ -63,15 +63,16 @@ def base_image(path):
 class DockerRunner(object):
     """`docker run --rm --network none` of the service's image. `writable` folders (the
     workspace) are mounted read-write, `readable` ones (weights, data) read-only, each at its
-    host path. Every absolute path argument must lie under one of them. The image is built
+    host path. Every path argument must name a place under them. The image is built
     (or found up to date in the engine's cache) once per service and runner, before its first
     run; `built` holds the services this runner has built."""
 
     name = "docker"
 
-    def __init__(self, writable, readable=(), root=ROOT, docker=None, prefix=None, version=None):
+    def __init__(self, writable, readable=(), root=ROOT, docker=None, prefix=None, version=None, limits=None):
         self.writable = [os.path.abspath(p) for p in writable]
         self.readable = [os.path.abspath(p) for p in readable]
+        self.limits = limits  # invoke.yaml `containers`: memory, pids_limit
         self.root = root
         self.docker = docker or default_docker()
         self.prefix = os.environ.get("FACES_IMAGE_PREFIX", "faces/") if prefix is None else prefix
@@ -95,24 +96,11 @@ class DockerRunner(object):
         return IMAGE_USER if uid == 0 else (uid, gid)
 
     def options(self):
-        """The `docker run` options every container gets."""
-        options = ["--rm", "--network", "none", "--user", "%d:%d" % self.user(),
-                   "--security-opt", "no-new-privileges", "--cap-drop", "ALL"]
-        for folder in self.writable:
-            options += ["--volume", "%s:%s:rw" % (folder, folder)]
-        for folder in self.readable:
-            if os.path.isdir(folder) and not _under(folder, self.writable):
-                options += ["--volume", "%s:%s:ro" % (folder, folder)]
-        return options
+        """The `docker run` options every container gets (shared/container_policy.py)."""
+        return container_policy.run_options(self.user(), self.writable, self.readable, self.limits)
 
     def check_paths(self, args):
-        mounted = self.writable + self.readable
-        for arg in args:
-            arg = str(arg)
-            if os.path.isabs(arg) and not _under(arg, mounted):
-                raise ValueError("path %s is outside the folders the container sees (read-write: %s; "
-                                 "read-only: %s)" % (arg, ", ".join(self.writable) or "-",
-                                                     ", ".join(self.readable) or "-"))
+        container_policy.check_paths(args, self.writable, self.readable)
 
     def command(self, service, entrypoint, args, env=None):
         self.check_paths(args)
@@ -202,49 +190,3 @@ class DockerRunner(object):
         if code != 0:
             raise ServiceError(service, code, command)
 
-
-def _under(path, folders):
-    path = os.path.abspath(path)
-    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
-
-
-def lent_folders(folders):
-    """The context a container runs in: for a root caller, LentFolders(folders); else nothing."""
-    return LentFolders(folders) if os.getuid() == 0 else contextlib.nullcontext()
-
-
-class LentFolders(object):
-    """A root caller's containers run as the images' user, which cannot write into root's
-    folders: lend it the writable folders' directories for the run, then give every directory
-    and file it owns there back to root, so the outputs end up the caller's as usual. (Two
-    root runs overlapping on one workspace would give back each other's folders early: the
-    tasks run containers one after another.)"""
-
-    def __init__(self, folders):
-        self.folders = folders
-        self.before = set()
-
-    def _walk(self):
-        for folder in self.folders:
-            for top, dirs, files in os.walk(folder):
-                yield top, True
-                for name in files:
-                    yield os.path.join(top, name), False
-
-    def __enter__(self):
-        for folder in self.folders:
-            if not os.path.isdir(folder):
-                os.makedirs(folder)
-        for path, is_dir in self._walk():
-            owner = os.lstat(path).st_uid
-            if owner == IMAGE_USER[0]:
-                self.before.add(path)  # the user's own before the run: left as it is
-            elif is_dir and owner == 0:
-                os.lchown(path, IMAGE_USER[0], IMAGE_USER[1])
-        return self
-
-    def __exit__(self, *exc):
-        for path, _ in self._walk():
-            if path not in self.before and os.lstat(path).st_uid == IMAGE_USER[0]:
-                os.lchown(path, 0, 0)
-        return False

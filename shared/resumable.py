@@ -9,11 +9,11 @@ from __future__ import absolute_import, division, print_function
 
 import os
 import shutil
-import sys
 import time
 
 import numpy as np
 
+from shared.progress import bar
 from shared.schema import EXIT_BACKEND, ContractError
 from shared.storage import atomic_path, read_json, write_json
 
@@ -57,15 +57,6 @@ def chunk_bounds(total, step):
     return [(lo, min(lo + step, total)) for lo in range(0, total, step)]
 
 
-def progress_bar(total, desc):
-    """A tqdm bar on a terminal (silent otherwise); None where tqdm is not installed."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, unit="img", disable=not sys.stderr.isatty())
-
-
 def timed_load(load, what):
     """(load(), seconds it took); a failure that is not a ContractError already becomes
     EXIT_BACKEND, 'cannot load <what>: <error>'."""
@@ -79,22 +70,23 @@ def timed_load(load, what):
     return loaded, time.time() - started
 
 
-def run_chunks(partial, bounds, chunk_format, desc, compute):
+def run_chunks(partial, bounds, chunk_format, desc, compute, tags=None):
     """Compute compute(lo, hi, progress) for every chunk of rows not yet saved in `partial`,
     save it, then load all chunks in order. Returns (results, rows computed now, seconds); `compute`
-    advances the progress bar (None without tqdm) by one per row it does."""
-    progress = progress_bar(bounds[-1][1] if bounds else 0, desc)
+    advances the progress (shared/progress.py) by one per row it does. `tags` (a string per
+    chunk, e.g. its images' content hash) name the chunk's file, so a chunk whose input changed
+    since it was saved is computed again."""
+    progress = bar(bounds[-1][1] if bounds else 0, desc, unit="img")
     started, computed = time.time(), 0
-    paths = [os.path.join(partial, "chunk-%08d%s" % (lo, chunk_format.suffix)) for lo, _ in bounds]
+    paths = [os.path.join(partial, "chunk-%08d%s%s" % (lo, "-" + tags[i] if tags else "", chunk_format.suffix))
+             for i, (lo, _) in enumerate(bounds)]
     for (lo, hi), path in zip(bounds, paths):
         if os.path.isfile(path):
-            if progress is not None:
-                progress.update(hi - lo)
+            progress.update(hi - lo)
             continue
         chunk_format.save(path, compute(lo, hi, progress))
         computed += hi - lo
-    if progress is not None:
-        progress.close()
+    progress.close()
     seconds = time.time() - started
     return [chunk_format.load(path) for path in paths], computed, seconds
 

@@ -1,4 +1,5 @@
-"""What the services' outputs look like and how they fail: names, codes, lists, shards.
+"""What the services' outputs look like and how they fail: names, codes, shards (what inputs
+they accept: shared/validate.py).
 
 An embed split S (or S.shard-I-of-N when sharded) is, in the output folder:
     S.npy        float32 N x D, row i = line i of the list
@@ -38,39 +39,34 @@ class ContractError(Exception):
         self.code = code
 
 
-def exit_with_code(program, action, usage_errors=()):
+def describe(exc):
+    """One line for an unforeseen exception: its class and message, or the OS error that
+    caused it (a full disk is often hidden behind a later error such as 'seek of closed file')."""
+    cause = exc
+    while cause is not None and not (isinstance(cause, EnvironmentError) and cause.errno):
+        cause = getattr(cause, "__cause__", None) or getattr(cause, "__context__", None)
+    found = cause if cause is not None else exc
+    return ("%s: %s" % (type(found).__name__, found)).replace("\n", " ")
+
+
+def exit_with_code(program, action, usage_errors=(), debug=False):
     """Run `action`; report a ContractError (or one of `usage_errors`, as EXIT_USAGE) as one
-    line on stderr and exit with its code; exit with EXIT_OK when all went well."""
+    line on stderr and exit with its code; any other exception as one line and EXIT_BACKEND
+    (its traceback only with `debug` or FACES_DEBUG=1); exit with EXIT_OK when all went well."""
     try:
         action()
     except ContractError as exc:
-        sys.stderr.write("%s: error: %s\n" % (program, exc))
-        sys.exit(exc.code)
+        code, message = exc.code, str(exc)
     except usage_errors as exc:
-        sys.stderr.write("%s: error: %s\n" % (program, exc))
-        sys.exit(EXIT_USAGE)
-    sys.exit(EXIT_OK)
-
-
-def read_list(path):
-    """Image paths, one a line (blank lines and '#' comments skipped); a CSV whose header
-    starts with 'image' (e.g. train.csv) gives its first column."""
-    if not os.path.isfile(path):
-        raise ContractError(EXIT_USAGE, "list file '%s' does not exist" % path)
-    with io.open(path, encoding="utf-8") as f:
-        lines = [line.strip() for line in f]
-    lines = [line for line in lines if line and not line.startswith("#")]
-    if lines and lines[0].split(",")[0] == "image":
-        lines = [line.split(",")[0] for line in lines[1:]]
-    if not lines:
-        raise ContractError(EXIT_USAGE, "list file '%s' names no images" % path)
-    seen = set()
-    for number, line in enumerate(lines):
-        if line in seen:
-            raise ContractError(EXIT_USAGE, "list file '%s': '%s' is listed twice (entry %d)"
-                                % (path, line, number + 1))
-        seen.add(line)
-    return lines
+        code, message = EXIT_USAGE, str(exc)
+    except Exception as exc:
+        if debug or os.environ.get("FACES_DEBUG") == "1":
+            raise
+        code, message = EXIT_BACKEND, describe(exc)
+    else:
+        sys.exit(EXIT_OK)
+    sys.stderr.write("%s: error: %s\n" % (program, message))
+    sys.exit(code)
 
 
 def require_images(folder, names):
@@ -121,6 +117,15 @@ def output_prefix(split, shard):
 def output_files(out, prefix):
     """{'embeddings', 'flip', 'augment', 'index', 'meta'} -> path of that output of `prefix`."""
     return dict((key, os.path.join(out, prefix + suffix)) for key, suffix in _SUFFIXES.items())
+
+
+def clear_outputs(files, keep):
+    """Before a run writes a split: remove its meta (so the split reads as unfinished until
+    this run is done) and the outputs this run will not write (e.g. an older run's _flip.npy),
+    so the split's files always come from one run."""
+    for key in ["meta"] + [k for k in ("flip", "augment") if k not in keep]:
+        if os.path.isfile(files[key]):
+            os.remove(files[key])
 
 
 def read_meta(out, split):

@@ -5,14 +5,18 @@ Python-2.7 compatible.
 """
 from __future__ import absolute_import, division, print_function
 
+import ctypes
+import glob
 import io
 import os
+import shutil
+import signal
 import subprocess
 import sys
 
 import numpy as np
 
-from shared.schema import EXIT_USAGE, ContractError, output_files, output_prefix
+from shared.schema import EXIT_USAGE, ContractError, clear_outputs, output_files, output_prefix
 from shared.storage import read_json, save_npy, write_json, write_text
 
 
@@ -29,12 +33,32 @@ def _without_workers(argv):
     return kept
 
 
+def _die_with_parent():
+    """In a worker, before it runs: the kernel kills it when its parent dies (even by kill -9)."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux
+        pass
+
+
+def drop_shard_partials(out, split):
+    """Remove what sharded runs of `split` left (an interrupted --workers run's resume folders,
+    lock files and shard files): the unsharded split is now complete, so none of it is used again."""
+    for pattern in (".%s.shard-*-of-*.*", "%s.shard-*-of-*"):
+        for path in glob.glob(os.path.join(out, pattern % split)):
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+
+
 def run_workers(args, fingerprint):
     """Embed the list as args.workers shards in parallel child processes (this program again,
     with --shard I/N for --workers N), then merge them."""
     argv = _without_workers(args.argv)
     children = [subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0])] + argv +
-                                 ["--shard", "%d/%d" % (i, args.workers)]) for i in range(args.workers)]
+                                 ["--shard", "%d/%d" % (i, args.workers)], preexec_fn=_die_with_parent)
+                for i in range(args.workers)]
     codes = [child.wait() for child in children]
     failed = [code for code in codes if code != 0]
     if failed:
@@ -69,6 +93,7 @@ def merge_shards(out, split, count, fingerprint=None):
                                 % (index, count, split, sf["meta"]))
         metas.append(read_json(sf["meta"]))
     files = output_files(out, split)
+    clear_outputs(files, metas[0]["files"])
     for key in metas[0]["files"]:
         if key != "index":
             save_npy(files[key], np.concatenate([np.load(sf[key]) for sf in shard_files]))
@@ -82,4 +107,5 @@ def merge_shards(out, split, count, fingerprint=None):
         for path in sf.values():
             if os.path.isfile(path):
                 os.remove(path)
+    drop_shard_partials(out, split)
     return files

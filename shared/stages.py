@@ -34,11 +34,15 @@ class Stage(object):
         self.name, self.inputs, self.outputs, self.params = name, inputs, outputs, params or {}
         self.started = None
 
+    def fresh(self):
+        """The outputs exist and the inputs are those of the last successful run."""
+        return (all(os.path.exists(p) for p in self.outputs) and os.path.isfile(self.stamp)
+                and read_json(self.stamp)["fingerprint"] == fingerprint(self.inputs, self.params))
+
     def needed(self):
-        if all(os.path.exists(p) for p in self.outputs) and os.path.isfile(self.stamp):
-            if read_json(self.stamp)["fingerprint"] == fingerprint(self.inputs, self.params):
-                print("[%s] up to date" % self.name)
-                return False
+        if self.fresh():
+            print("[%s] up to date" % self.name)
+            return False
         self.started = time.time()
         print("[%s] running" % self.name)
         return True

@@ -2,14 +2,15 @@
 import numpy as np
 import pytest
 
-from shared.backbone import to_batch
-from shared.schema import ContractError, output_prefix, parse_shard, read_list, shard_bounds
+from shared.preprocess import to_batch
+from shared.schema import ContractError, output_prefix, parse_shard, shard_bounds
+from shared.validate import read_list
 
 
 def test_read_list_plain_and_csv(tmp_path):
     plain = tmp_path / "a.txt"
-    plain.write_text("# comment\nx/1.jpg\n\ny/2.png\n")
-    assert read_list(str(plain)) == ["x/1.jpg", "y/2.png"]
+    plain.write_text("#1.jpg\nx/1.jpg\n\ny/2.png\n")  # no comments: '#1.jpg' is an image
+    assert read_list(str(plain)) == ["#1.jpg", "x/1.jpg", "y/2.png"]
     csv = tmp_path / "train.csv"
     csv.write_text("image,label\n1.png,4\n2.png,7\n")
     assert read_list(str(csv)) == ["1.png", "2.png"]

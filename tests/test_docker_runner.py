@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from conftest import ROOT
+from shared.lending import LentFolders
 from pipeline.context import choose_runner
 from shared import docker_runner as docker_mod
 from shared import runner as runner_mod
@@ -154,7 +155,7 @@ def test_a_root_caller_lends_its_folders_and_gets_the_outputs_back(tmp_path):
     theirs = workspace / "old" / "theirs.txt"  # already the images' user's: left alone
     theirs.write_text("x")
     os.chown(str(theirs), lent_uid, lent_gid)
-    with docker_mod.LentFolders([str(workspace)]):
+    with LentFolders([str(workspace)]):
         assert os.stat(str(workspace / "old")).st_uid == lent_uid  # the container may write here
         (workspace / "old" / "new").mkdir()  # what a container running as that user writes
         written = workspace / "old" / "new" / "out.npy"

@@ -71,3 +71,7 @@ def test_lfw_pairs_prints_accuracy(tmp_path):
                  "--images", LFW, "--workspace", str(tmp_path / "ws"))
     accuracy = float(re.search(r"^accuracy (\d\.\d{4}) \+- \d\.\d{4}$", log, re.M).group(1))
     assert accuracy >= 0.9
+    figures = re.search(r"^figures: (.+)$", log, re.M).group(1).split(", ")
+    assert [os.path.basename(f) for f in figures] == ["pairs_roc.png", "pairs_similarity.png"]
+    for figure in figures:
+        assert open(figure, "rb").read(8) == b"\x89PNG\r\n\x1a\n"

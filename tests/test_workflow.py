@@ -1,8 +1,11 @@
 """`invoke all` end to end on a tiny real benchmark: every stage, skipping, and reproducibility."""
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -75,3 +78,59 @@ def test_same_seed_gives_a_byte_identical_submission(source, first_run, tmp_path
     for step in ("step4", "step7"):
         assert open(os.path.join(workspace, "submissions", step + ".csv"), "rb").read() == \
             open(os.path.join(other, "submissions", step + ".csv"), "rb").read()
+
+
+def test_heads_keep_their_history_and_the_curve_has_a_point_per_epoch(first_run, tmp_path):
+    from pipeline import plots
+
+    workspace, _ = first_run
+    for step in ("step4", "step6", "step7"):
+        summary = json.load(open(os.path.join(workspace, "heads", "model4_insightface", step, "summary.json")))
+        for record in summary["heads"]:
+            assert [len(record["history"][key]) for key in ("val_top1", "val_loss", "learning_rate")] == \
+                [record["epochs"]] * 3
+            assert record["history"]["val_top1"][record["best_epoch"]] == pytest.approx(record["val_top1"], abs=1e-5)
+        points = plots.training_curves(summary, step, str(tmp_path / (step + ".png")))
+        assert points == [record["epochs"] for record in summary["heads"]]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_report_page_has_every_figure_as_a_png(first_run):
+    from PIL import Image
+
+    workspace, log = first_run
+    page = os.path.join(workspace, "reports", "index.html")
+    assert "[all] report: %s" % page in log
+    text = open(page).read()
+    for heading in ("Run", "Evaluation", "Unknown faces", "Training", "Worst errors"):
+        assert "<h2>%s</h2>" % heading in text
+    assert "<script" not in text and not re.search(r'(src|href)="\w*:?//', text)  # nothing to run or fetch
+    sources = re.findall(r'<img [^>]*src="([^"]+)"', text)
+    figures = [s for s in sources if "/faces/" not in s]
+    assert len(figures) == 7  # systems, unknown rule, nearest neighbour, distances, 3 training curves
+    assert len(sources) > len(figures)  # the worst errors' faces
+    for source in sources:
+        path = os.path.join(os.path.dirname(page), source)
+        assert open(path, "rb").read(8) == PNG, source
+        Image.open(path).verify()
+
+
+def test_the_report_opens_in_headless_chromium_without_console_errors(first_run, tmp_path):
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("no chromium here (Debian: apt-get install chromium); CI runs this test")
+    workspace, _ = first_run
+    screenshot = tmp_path / "page.png"
+    proc = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           "--user-data-dir=" + tempfile.mkdtemp(dir=str(tmp_path)), "--enable-logging=stderr",
+                           "--v=0", "--window-size=1200,3000", "--screenshot=" + str(screenshot),
+                           "file://" + os.path.join(workspace, "reports", "index.html")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    assert open(str(screenshot), "rb").read(8) == PNG

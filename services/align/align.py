@@ -38,10 +38,10 @@ import numpy as np  # noqa: E402
 
 from services.align import detectors as detectors_mod  # noqa: E402
 from services.align import rules  # noqa: E402
-from shared import resumable  # noqa: E402
+from shared import resumable, validate  # noqa: E402
 from shared.images import CROP_JPEG_QUALITY, load_rgb, save_rgb  # noqa: E402
 from shared.schema import (EXIT_BACKEND, EXIT_USAGE, ContractError, exit_with_code,  # noqa: E402
-                           hash_names, read_list, require_images)
+                           hash_names, require_images)
 from shared.storage import write_text  # noqa: E402
 from shared.template import CROP_SIZES  # noqa: E402
 
@@ -70,6 +70,7 @@ def build_parser():
     parser.add_argument("--chunk-size", type=int, default=64, help="images per resumable chunk")
     parser.add_argument("--config", default=None, help="detector config YAML (default: detectors.yaml here)")
     parser.add_argument("--no-verify", action="store_true", help="skip the sha256 check of weight files")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unforeseen error")
     return parser
 
 
@@ -84,6 +85,8 @@ def _overrides(pairs):
 
 
 def _check_args(args, names):
+    validate.check_split(args.split)
+    validate.check_out(args.out)
     crops = args.crops.split(",")
     unknown = [c for c in crops if c not in CROP_SIZES]
     if unknown:
@@ -127,8 +130,7 @@ def _align_chunk(args, names, crops, chain, progress):
         for crop, pixels in outputs.items():
             save_rgb(os.path.join(args.out, crop, args.split, name), pixels, quality=CROP_JPEG_QUALITY)
         records.append(_record(name, found))
-        if progress is not None:
-            progress.update(1)
+        progress.update(1)
     return records
 
 
@@ -191,25 +193,38 @@ def _meta(args, chain, notes, records, no_face):
 
 
 def _run(args):
-    names = read_list(args.list)
+    names = validate.read_list(args.list)
     crops = _check_args(args, names)
     chain, notes = _chain(args)
+    lock = validate.hold_lock(args.out, args.split)
+    try:
+        _align(args, names, crops, chain, notes)
+    finally:
+        validate.release_lock(lock)
+
+
+def _align(args, names, crops, chain, notes):
+    content = validate.content_digests(args.images, names)
+    bounds = resumable.chunk_bounds(len(names), args.chunk_size)
     fingerprint = {
         "align": ALIGN_VERSION, "images": os.path.abspath(args.images), "list_hash": hash_names(names),
-        "names": len(names), "crops": crops, "blur_retry": not args.no_blur_retry,
+        "content": validate.chunk_tags(content, [(0, len(names))])[0], "names": len(names), "crops": crops, "blur_retry": not args.no_blur_retry,
         "detectors": [[found["name"], digests] for found, _, digests in chain],
         "chunk_size": args.chunk_size}
     meta_path = os.path.join(args.out, args.split + "_meta.json")
     if resumable.up_to_date(meta_path, fingerprint):
         print("align: %s is up to date (%d images)" % (meta_path, len(names)))
         return
-    partial = resumable.resume_folder(args.out, args.split, fingerprint)
+    if os.path.isfile(meta_path):  # from a run on other inputs: the split is unfinished until this one ends
+        os.remove(meta_path)
+    partial = resumable.resume_folder(args.out, args.split, dict(fingerprint, content=None))  # chunks: their own
     objects, load_seconds = resumable.timed_load(
         lambda: [detectors_mod.load_detector(found, folder) for found, folder, _ in chain],
         "the detectors %s" % ", ".join(f["name"] for f, _, _ in chain))
     chunks, computed, seconds = resumable.run_chunks(
-        partial, resumable.chunk_bounds(len(names), args.chunk_size), resumable.JSON, "align " + args.split,
-        lambda lo, hi, progress: _align_chunk(args, names[lo:hi], crops, objects, progress))
+        partial, bounds, resumable.JSON, "align " + args.split,
+        lambda lo, hi, progress: _align_chunk(args, names[lo:hi], crops, objects, progress),
+        tags=validate.chunk_tags(content, bounds))
     records = [row for chunk in chunks for row in chunk]
     no_face = _write_outputs(args, records)
     meta = dict(_meta(args, chain, notes, records, no_face), crops=crops, fingerprint=fingerprint,
@@ -224,7 +239,7 @@ def _run(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    exit_with_code("align", lambda: _run(args))
+    exit_with_code("align", lambda: _run(args), debug=args.debug)
 
 
 if __name__ == "__main__":

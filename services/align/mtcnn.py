@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 
+from shared.quiet import MXNET, chatter_filtered
+
 PYRAMID_FACTOR = 0.709  # the paper's scale step between pyramid levels
 MIN_FACE = 20  # pixels: the smallest face the pyramid looks for
 THRESHOLDS = (0.6, 0.7, 0.8)  # P-Net, R-Net, O-Net face probabilities (InsightFace's)
@@ -94,7 +96,8 @@ class _Net(object):
     """One MXNet stage bound per input shape (P-Net sees one shape per pyramid level)."""
 
     def __init__(self, mx, prefix, outputs, softmax_of=None):
-        symbol, self.arg_params, self.aux_params = mx.model.load_checkpoint(prefix, 1)
+        with chatter_filtered(MXNET):  # an old checkpoint's symbol upgrade
+            symbol, self.arg_params, self.aux_params = mx.model.load_checkpoint(prefix, 1)
         internals = symbol.get_internals()
         heads = [internals[name + "_output"] for name in outputs]
         if softmax_of:  # det2/det3 end in SoftmaxOutput, a training layer that wants labels

@@ -9,8 +9,11 @@ Two framings, chosen by the registry entry's `options.chip` (its options also na
 """
 import os
 import sys
+import warnings
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+# face_recognition_models (dlib's files) imports pkg_resources, which warns on every start.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 import numpy as np  # noqa: E402
 

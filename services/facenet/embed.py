@@ -17,7 +17,9 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
-from shared.backbone import Backbone, main, to_batch  # noqa: E402
+from shared.backbone import Backbone, main  # noqa: E402
+from shared.preprocess import to_batch  # noqa: E402
+from shared.quiet import TENSORFLOW, chatter_filtered  # noqa: E402
 from shared.schema import EXIT_BACKEND, ContractError  # noqa: E402
 
 INPUT_TENSOR = "input:0"
@@ -46,7 +48,8 @@ class FaceNet(Backbone):
 
     def __init__(self, entry, weights_dir, batch_size):
         Backbone.__init__(self, entry, weights_dir, batch_size)
-        import tensorflow as tf
+        with chatter_filtered(TENSORFLOW):
+            import tensorflow as tf
 
         self.tf = tf
         tf1 = tf.compat.v1

@@ -27,7 +27,7 @@ from shared.folds import read_folds  # noqa: E402
 from shared.metrics import map_at_5, top_k  # noqa: E402
 from shared.schema import exit_with_code  # noqa: E402
 from shared.storage import read_json, write_json, write_text  # noqa: E402
-from shared.submission import write_submission  # noqa: E402
+from shared.submission import fill_top5, write_submission  # noqa: E402
 
 RULES = ("pseudo_distance", "pseudo_probability", "unknown_distance", "unknown_probability", "tune_unknown",
          "step7_probability", "svm_unknown_score")
@@ -128,9 +128,11 @@ def cmd_pseudo(args, registry, models, rules):
     names = test_names(args, models[0], args.step)
     probs, class_ids = _ensemble(args, registry, models, args.step)
     no_face = _no_face(args.no_face, names)
+    distance = None
     if args.step == "step4":
         rules = tuned_rules(args, registry, models, rules)
-        labels = pseudo_labels(probs, _distance(args, registry, models, names), rules, class_ids)
+        distance = _distance(args, registry, models, names)
+        labels = pseudo_labels(probs, distance, rules, class_ids)
     else:
         labels = confident_labels(probs, rules["step7_probability"], class_ids)
         if args.previous:
@@ -139,6 +141,8 @@ def cmd_pseudo(args, registry, models, rules):
     _write_labels(args.out, names, labels)
     stats = {"step": args.step, "test_images": len(names), "pseudo_known": int(np.sum((labels >= 0) & (labels != UNKNOWN))),
              "unknown": int(np.sum(labels == UNKNOWN)), "no_face": int(no_face.sum()), "rules": rules}
+    if distance is not None:  # the report's histogram of the rules' distance
+        stats["min_distance"] = {"images": names, "values": [round(float(d), 5) for d in distance]}
     write_json(os.path.splitext(args.out)[0] + ".json", stats)
     log("pseudo-labels from %s: %d known, %d unknown (%d without a face) of %d test images -> %s"
          % (args.step, stats["pseudo_known"], stats["unknown"], stats["no_face"], len(names), args.out))
@@ -153,7 +157,7 @@ def cmd_submit(args, registry, models, rules):
         flagged = pseudo_labels(probs, _distance(args, registry, models, names), rules, class_ids) == UNKNOWN
         flagged |= _no_face(args.no_face, names)
         ranked = np.array([[UNKNOWN] + list(row[:4]) if flag else list(row) for row, flag in zip(ranked, flagged)])
-    write_submission(args.out, names, ranked)
+    write_submission(args.out, names, [fill_top5(row) for row in ranked])
     log("submission %s: %d rows -> %s" % (args.step, len(names), args.out))
 
 

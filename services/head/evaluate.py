@@ -3,7 +3,8 @@ model, step, ensemble and baseline against the test truth.
 
     evaluate --models A,B --heads H --embeddings E --folds folds.csv --step step7 --out reports/
              --rules JSON --truth test_truth.csv --submissions S [--no-face FILE] [--registry R]
-Writes evaluation.json and evaluation.md into --out.
+Writes evaluation.json and evaluation.md into --out, and diagnostics.json: what the report plots
+(services/head/diagnostics.py).
 """
 import csv
 import io
@@ -15,7 +16,8 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
 import numpy as np  # noqa: E402
 
 from services.head.arrays import load_split  # noqa: E402
-from services.head.baselines import linear_svm, nearest_neighbour  # noqa: E402
+from services.head import diagnostics  # noqa: E402
+from services.head.baselines import linear_svm, nearest_neighbour, nearest_neighbour_sweep  # noqa: E402
 from services.head.ensemble import log, parser, run, summary, test_names  # noqa: E402
 from shared.ensemble import UNKNOWN  # noqa: E402
 from shared.folds import read_folds  # noqa: E402
@@ -23,6 +25,8 @@ from shared.metrics import scores, top_k  # noqa: E402
 from shared.steps import STEPS  # noqa: E402
 from shared.storage import write_json, write_text  # noqa: E402
 from shared.submission import read_submission  # noqa: E402
+
+DIAGNOSTICS = "diagnostics.json"
 
 
 def _truth(path, names):
@@ -41,6 +45,7 @@ def cmd_evaluate(args, registry, models, rules):
     images, labels, columns = read_folds(args.folds)
     report = {"models": {}, "ensemble": {}, "baselines": {}, "test_images": len(names),
               "test_unknown": int(np.sum(truth == UNKNOWN))}
+    nn_sweeps = {}
     for model in models:
         entry = report["models"][model] = {}
         for step in steps:
@@ -51,6 +56,7 @@ def cmd_evaluate(args, registry, models, rules):
         train = load_split(os.path.join(args.embeddings, model), "train", images)["embeddings"]
         test = load_split(os.path.join(args.embeddings, model), "test", names)["embeddings"]
         nn_ranked, threshold = nearest_neighbour(train, labels, test, columns["rt0"])
+        nn_sweeps[model] = nearest_neighbour_sweep(train, labels, test, truth, threshold)
         svm_ranked = linear_svm(train, labels, test, rules["svm_unknown_score"])
         report["baselines"][model] = {"nearest_neighbour": dict(scores(truth, nn_ranked), threshold=threshold),
                                       "linear_svm": scores(truth, svm_ranked)}
@@ -59,7 +65,10 @@ def cmd_evaluate(args, registry, models, rules):
         if os.path.isfile(path):
             sub_names, ranked = read_submission(path)
             report["ensemble"][step] = scores(_truth(args.truth, sub_names), ranked)
+    report["systems"] = systems(report, steps)
     write_json(os.path.join(args.out, "evaluation.json"), report)
+    write_json(os.path.join(args.out, DIAGNOSTICS),
+               diagnostics.collect(args, registry, models, rules, truth, names, steps, nn_sweeps))
     table = render(report, steps)
     write_text(os.path.join(args.out, "evaluation.md"), table)
     log(table)
@@ -80,15 +89,21 @@ def render(report, steps):
                                                  "%.1f" % entry[steps[-1]]["mean_head_seconds"]))
     lines += ["", "Test set, ensemble per step and peer baselines on the same embeddings:", "",
               "| system | MAP@5 | top-1 | unknown precision | unknown recall |", "|---|---|---|---|---|"]
+    for s in report["systems"]:
+        lines.append("| %s | %s | %s | %s | %s |" % (s["system"], pct(s["map5"]), pct(s["top1"]),
+                                                     pct(s["unknown_precision"]), pct(s["unknown_recall"])))
+    return "\n".join(lines) + "\n"
+
+
+def systems(report, steps):
+    """The test-set rows of the table (and the report's bar chart): ensemble per step, then each
+    model's baselines."""
     rows = [("ensemble %s" % s, report["ensemble"][s]) for s in steps if s in report["ensemble"]]
     for model, base in sorted(report["baselines"].items()):
         rows.append(("nearest neighbour (%s, threshold %.3f)" % (model, base["nearest_neighbour"]["threshold"]),
                      base["nearest_neighbour"]))
         rows.append(("linear SVM (%s)" % model, base["linear_svm"]))
-    for name, s in rows:
-        lines.append("| %s | %s | %s | %s | %s |" % (name, pct(s["map5"]), pct(s["top1"]),
-                                                     pct(s["unknown_precision"]), pct(s["unknown_recall"])))
-    return "\n".join(lines) + "\n"
+    return [dict(scores, system=name) for name, scores in rows]
 
 
 def main(argv=None):

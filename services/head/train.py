@@ -1,7 +1,7 @@
 """Train one model's Keras heads for one step (4, 6 or 7) on its embeddings.
 
     train --model NAME --embeddings DIR --folds folds.csv --columns rt0,rt1 --out DIR
-          [--pseudo pseudo.csv --unknown-class] [--epochs E] [--patience P] [--seed S]
+          [--pseudo pseudo.csv --unknown-class] [--epochs E] [--patience P] [--seed S] [--no-merge]
 
 Each fold column gives 5 heads (train on 4 folds, validate on the fifth). A head is the
 original's Dense(width, uniform init) - ReLU - Dropout - Dense(C) - softmax, trained with
@@ -10,10 +10,10 @@ sample per batch, early stopping on clean validation accuracy with the best weig
 Pseudo-labelled test rows (steps 6/7) join every head's training part, never validation.
 Outputs in --out: val_probs.npy (out-of-fold probabilities of the train rows, averaged over
 columns), test_probs.npy (mean over heads x {original, flip}), summary.json (last, marks
-completion). Finished columns are kept under .partial/ so an interrupted run resumes.
+completion; each head's record keeps its per-epoch history). Finished columns are kept under
+.partial/ so an interrupted run resumes.
 """
 import argparse
-import math
 import os
 import shutil
 import sys
@@ -25,10 +25,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from services.head.arrays import load_split, training_views, view_scheme  # noqa: E402
+from services.head.model import Head  # noqa: E402
 from shared import registry as registry_mod  # noqa: E402
-from shared.clr import exp_range  # noqa: E402
 from shared.ensemble import UNKNOWN  # noqa: E402
 from shared.folds import read_folds  # noqa: E402
+from shared.progress import bar  # noqa: E402
+from shared.quiet import TENSORFLOW, chatter_filtered  # noqa: E402
 from shared.schema import exit_with_code  # noqa: E402
 from shared.storage import atomic_path, read_json, save_npy, stable_seed, write_json  # noqa: E402
 
@@ -49,80 +51,8 @@ def parse_args(argv=None):
     parser.add_argument("--patience", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--registry")
+    parser.add_argument("--no-merge", action="store_true", help="only train the columns into .partial/ (a cluster task)")
     return parser.parse_args(argv)
-
-
-class Head(object):
-    """One head and its training loop (a plain loop: the CLR needs per-batch control)."""
-
-    def __init__(self, dim, classes, settings, seed):
-        import keras
-        import tensorflow as tf
-
-        keras.utils.set_random_seed(seed)
-        self.settings = settings
-        init = keras.initializers.RandomUniform(-0.05, 0.05, seed=seed)  # Keras 2's "uniform"
-        self.model = keras.Sequential([
-            keras.Input((dim,)),
-            keras.layers.Dense(settings["width"], kernel_initializer=init, activation="relu"),
-            keras.layers.Dropout(settings["dropout"], seed=seed),
-            keras.layers.Dense(classes, kernel_initializer=init, activation="softmax"),
-        ])
-        self.optimizer = keras.optimizers.Adam(learning_rate=settings["learning_rate"])
-        self.loss = keras.losses.SparseCategoricalCrossentropy()
-        model, optimizer, loss = self.model, self.optimizer, self.loss
-
-        @tf.function(input_signature=[tf.TensorSpec([None, dim], tf.float32),
-                                      tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.float32)])
-        def step(x, y, learning_rate):
-            optimizer.learning_rate.assign(learning_rate)
-            with tf.GradientTape() as tape:
-                value = loss(y, model(x, training=True))
-            grads = tape.gradient(value, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
-
-        self.step = step
-
-    def predict(self, x):
-        return np.asarray(self.model.predict_on_batch(x.astype(np.float32)) if len(x) else
-                          np.zeros((0, self.model.output_shape[-1]), np.float32))
-
-    def fit(self, pools, labels, x_val, y_val, epochs, patience, rng):
-        """pools: (N, V, D) views per training row; returns (best val top-1, best epoch, epochs run).
-
-        Early stopping watches clean validation accuracy as the original did; an epoch with the
-        same accuracy but a lower validation loss also counts as better. Without that tie-break
-        (the original's strict rule) small folds, whose accuracy saturates within a few epochs,
-        keep a barely trained head whose probabilities are almost flat, and the probability
-        thresholds of the pseudo-label rules never fire."""
-        batch, clr = self.settings["batch_size"], self.settings["clr"]
-        steps = int(math.ceil(len(labels) / float(batch)))
-        step_size = clr["step_epochs"] * steps
-        iteration, best, best_epoch, best_weights, waited = 0, (-1.0, 0.0), -1, None, 0
-        for epoch in range(epochs):
-            order = rng.permutation(len(labels))
-            drawn = pools[order, rng.randint(pools.shape[1], size=len(order))]
-            for lo in range(0, len(order), batch):
-                rate = exp_range(iteration, clr["base_lr"], clr["max_lr"], step_size, clr["gamma"])
-                self.step(drawn[lo:lo + batch], labels[order[lo:lo + batch]], np.float32(rate))
-                iteration += 1
-            score = self.validate(x_val, y_val)
-            if score > best:
-                best, best_epoch, best_weights, waited = score, epoch, self.model.get_weights(), 0
-            else:
-                waited += 1
-                if waited >= patience:
-                    break
-        self.model.set_weights(best_weights)
-        return best[0], best_epoch, epoch + 1
-
-    def validate(self, x_val, y_val):
-        """(accuracy, -loss) on the clean validation rows: compared as a tuple."""
-        if not len(y_val):
-            return (0.0, 0.0)
-        probs = self.predict(x_val)
-        loss = -np.mean(np.log(np.maximum(probs[np.arange(len(y_val)), y_val], 1e-12)))
-        return (float(np.mean(probs.argmax(axis=1) == y_val)), -float(loss))
 
 
 def _pseudo_rows(path, test_names):
@@ -153,7 +83,7 @@ def train_column(args, settings, column, folds, data, log):
     train_pool, test_pool = training_views(train, scheme), training_views(test, scheme)
     val_probs = np.zeros((len(labels), args.classes), np.float32)
     test_sum = np.zeros((len(test["embeddings"]), args.classes), np.float64)
-    records = []
+    records, progress = [], bar(FOLDS * args.epochs, "heads %s %s" % (args.model, column), unit="epoch")
     for fold in range(FOLDS):
         started = time.time()
         seed = stable_seed("head", args.seed, args.model, args.classes, column, fold)
@@ -161,16 +91,20 @@ def train_column(args, settings, column, folds, data, log):
         pools = np.concatenate([train_pool[fit_rows], test_pool[pseudo_rows]])
         fit_labels = np.concatenate([labels[fit_rows], pseudo_labels])
         head = Head(train["embeddings"].shape[1], args.classes, settings, seed)
-        best, best_epoch, epochs = head.fit(pools, fit_labels, train["embeddings"][val_rows], labels[val_rows],
-                                            args.epochs, args.patience, np.random.RandomState(seed))
+        best, best_epoch, epochs, history = head.fit(pools, fit_labels, train["embeddings"][val_rows],
+                                                     labels[val_rows], args.epochs, args.patience,
+                                                     np.random.RandomState(seed), lambda: progress.update(1))
+        progress.update(args.epochs - epochs)  # the epochs early stopping saved
         val_probs[val_rows] = head.predict(train["embeddings"][val_rows])
         views = [test["embeddings"]] + ([test["flip"]] if "flip" in test else [])
         test_sum += sum(head.predict(v).astype(np.float64) for v in views) / len(views)
         record = {"column": column, "fold": fold, "val_top1": best, "best_epoch": best_epoch,
-                  "epochs": epochs, "train_rows": int(len(fit_labels)), "seconds": round(time.time() - started, 2)}
+                  "epochs": epochs, "train_rows": int(len(fit_labels)), "seconds": round(time.time() - started, 2),
+                  "history": history}
         records.append(record)
         log("%s %s fold %d: val top-1 %.4f (best epoch %d of %d, %.1f s)"
             % (args.model, column, fold, best, best_epoch + 1, epochs, record["seconds"]))
+    progress.close()
     return val_probs, test_sum, records
 
 
@@ -187,8 +121,8 @@ def _inputs(args, images, labels, known):
 
 
 def run(args):
-    import tensorflow as tf
-
+    with chatter_filtered(TENSORFLOW):
+        import tensorflow as tf
     tf.config.experimental.enable_op_determinism()  # same seed, same heads, same submission
     registry = registry_mod.load(args.registry)
     settings = registry.model(args.model)["head"]
@@ -206,12 +140,10 @@ def run(args):
     if unknown:
         raise ValueError("%s has no column(s) %s" % (args.folds, ", ".join(unknown)))
     partial = os.path.join(args.out, ".partial")
-    if not os.path.isdir(partial):
-        os.makedirs(partial)
+    os.makedirs(partial, exist_ok=True)  # column tasks may start side by side
 
     def log(message):
-        print(message)
-        sys.stdout.flush()
+        print(message, flush=True)
 
     records, val_sum, test_sum = [], 0, 0
     for column in wanted:
@@ -226,6 +158,8 @@ def run(args):
         val_sum = val_sum + saved["val"].astype(np.float64)
         test_sum = test_sum + saved["test"]
         records += read_json(os.path.join(partial, column + ".json"))
+    if args.no_merge:
+        return
     val_probs = (val_sum / len(wanted)).astype(np.float32)
     test_probs = (test_sum / (FOLDS * len(wanted))).astype(np.float32)
     save_npy(os.path.join(args.out, "val_probs.npy"), val_probs)

@@ -18,7 +18,9 @@ os.environ.setdefault("MXNET_STORAGE_FALLBACK_LOG_VERBOSE", "0")
 
 import numpy as np  # noqa: E402
 
-from shared.backbone import Backbone, main, to_batch  # noqa: E402
+from shared.backbone import Backbone, main  # noqa: E402
+from shared.preprocess import to_batch  # noqa: E402
+from shared.quiet import MXNET, chatter_filtered  # noqa: E402
 from shared.registry import checkpoint_files  # noqa: E402
 from shared.template import crop_size  # noqa: E402
 
@@ -34,14 +36,16 @@ class InsightFace(Backbone):
         self.mx = mx
         width, height = crop_size(entry["input"]["crop"])
         options = entry["options"]
-        symbol, arg_params, aux_params = mx.model.load_checkpoint(
-            os.path.join(weights_dir, options["prefix"]), options["epoch"])
+        with chatter_filtered(MXNET):  # the old checkpoint's symbol upgrade, the subgraph notice
+            symbol, arg_params, aux_params = mx.model.load_checkpoint(
+                os.path.join(weights_dir, options["prefix"]), options["epoch"])
         layer = entry["output"]["layer"]
         internals = symbol.get_internals()
         if layer + "_output" not in internals.list_outputs():
             raise ValueError("%s has no layer '%s'" % (os.path.join(weights_dir, checkpoint_files(options)[0]), layer))
         self.module = mx.mod.Module(symbol=internals[layer + "_output"], context=mx.cpu(), label_names=None)
-        self.module.bind(data_shapes=[("data", (batch_size, 3, height, width))], for_training=False)
+        with chatter_filtered(MXNET):
+            self.module.bind(data_shapes=[("data", (batch_size, 3, height, width))], for_training=False)
         self.module.set_params(arg_params, aux_params, allow_missing=False)
 
     def embed(self, images):

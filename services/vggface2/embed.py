@@ -24,7 +24,8 @@ sys.path.insert(0, os.path.abspath(os.path.join(HERE, "..", "..")))
 sys.path.insert(0, HERE)
 
 import prototxt  # noqa: E402
-from shared.backbone import Backbone, main, to_batch  # noqa: E402
+from shared.backbone import Backbone, main  # noqa: E402
+from shared.preprocess import to_batch  # noqa: E402
 from shared.schema import EXIT_BACKEND, ContractError  # noqa: E402
 
 BACKEND_VARIABLE = "FACES_CAFFE_BACKEND"
