@@ -52,3 +52,18 @@ def run_service(service, args, env=None):
     proc = subprocess.run(runner.command(service, "embed", args), capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=ROOT, **(env or {})))
     return proc.returncode, proc.stdout + proc.stderr
+
+
+def tiny_people(root, extra=()):
+    """The tiny benchmark source of the pipeline tests: the first 16 LFW identities with 3+
+    images (known), 10 with one (unknown candidates), and the identities named in `extra`."""
+    import shutil
+
+    multi = single = 0
+    for name in sorted(os.listdir(require(LFW))):
+        count = len(os.listdir(os.path.join(LFW, name)))
+        if name in extra or (count >= 3 and multi < 16) or (count == 1 and single < 10):
+            shutil.copytree(os.path.join(LFW, name), os.path.join(str(root), name))
+            if name not in extra:
+                multi, single = multi + (count >= 3), single + (count == 1)
+    return str(root)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import LFW, ROOT, require
+from conftest import ROOT, tiny_people
 
 INVOKE = os.path.join(os.path.dirname(sys.executable), "invoke")
 DASK = os.path.join(os.path.dirname(sys.executable), "dask")
@@ -26,14 +26,7 @@ def invoke(*args, ok=True):
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     """test_workflow's 16 + 10 identities, and one with 77 images: a test split big enough to shard."""
-    root = tmp_path_factory.mktemp("people")
-    multi = single = 0
-    for name in sorted(os.listdir(require(LFW))):
-        count = len(os.listdir(os.path.join(LFW, name)))
-        if (count >= 3 and multi < 16) or (count == 1 and single < 10) or name == "Ariel_Sharon":
-            shutil.copytree(os.path.join(LFW, name), str(root / name))
-            multi, single = multi + (count >= 3 and name != "Ariel_Sharon"), single + (count == 1)
-    return str(root)
+    return tiny_people(tmp_path_factory.mktemp("people"), extra=("Ariel_Sharon",))
 
 
 def workspace_for(source, folder):

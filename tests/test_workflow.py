@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from conftest import LFW, ROOT, require
+from conftest import ROOT, tiny_people
 from shared.submission import read_submission
 
 INVOKE = os.path.join(os.path.dirname(sys.executable), "invoke")
@@ -25,14 +25,7 @@ def invoke(*args):
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     """16 identities with 3+ images (known) and 10 with one (unknown candidates)."""
-    root = tmp_path_factory.mktemp("people")
-    multi = single = 0
-    for name in sorted(os.listdir(require(LFW))):
-        count = len(os.listdir(os.path.join(LFW, name)))
-        if (count >= 3 and multi < 16) or (count == 1 and single < 10):
-            shutil.copytree(os.path.join(LFW, name), str(root / name))
-            multi, single = multi + (count >= 3), single + (count == 1)
-    return str(root)
+    return tiny_people(tmp_path_factory.mktemp("people"))
 
 
 @pytest.fixture(scope="module")
