@@ -7,6 +7,7 @@ local runner; a read-only root, memory and process limits (shared/container_poli
 """
 import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -16,6 +17,24 @@ from shared.runner import ServiceError, services as service_names
 from shared.settings import ROOT
 
 TEMPLATE = "service"  # docker/service.Dockerfile
+OWNER_LABEL = "faces.owner"  # <host>:<pid>:<start time> of the process whose `docker run` started it
+
+
+def owner(pid=None):
+    """A process as `<host>:<pid>:<start time>`; the start time tells a reused pid apart."""
+    pid = pid or os.getpid()
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            started = f.read().rsplit(")", 1)[1].split()[19]  # field 22, counted after the name
+    except (OSError, IndexError):
+        started = "gone"
+    return "%s:%d:%s" % (socket.gethostname(), pid, started)
+
+
+def orphaned(label):
+    """Whether a container's owner label names a process of this host that no longer runs."""
+    host, _, pid = label.partition(":")
+    return host == socket.gethostname() and pid.partition(":")[0].isdigit() and owner(int(pid.partition(":")[0])) != label
 
 
 def default_docker():
@@ -107,8 +126,19 @@ class DockerRunner(object):
         environment = []
         for key, value in sorted((env or {}).items()):
             environment += ["--env", "%s=%s" % (key, value)]
-        return ([self.docker, "run"] + self.options() + environment + [self.image(service), entrypoint]
-                + [str(a) for a in args])
+        return ([self.docker, "run", "--label", "%s=%s" % (OWNER_LABEL, owner())] + self.options() + environment
+                + [self.image(service), entrypoint] + [str(a) for a in args])
+
+    def reap_orphans(self):
+        """Remove the service containers whose `docker run` process died (a killed cluster
+        worker's): the container outlives its client and would keep writing beside the retry."""
+        listed = subprocess.run([self.docker, "ps", "--filter", "label=" + OWNER_LABEL, "--format",
+                                 '{{.ID}} {{.Label "%s"}}' % OWNER_LABEL], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL).stdout.decode().split("\n")
+        for container, _, label in (line.partition(" ") for line in listed if line.strip()):
+            if orphaned(label):
+                subprocess.call([self.docker, "rm", "--force", container], stdout=subprocess.DEVNULL)
+                sys.stderr.write("removed container %s: its docker run (%s) is gone\n" % (container, label))
 
     def ensure_base_images(self, services):
         """Make the base images of these services' Dockerfiles available to the engine:
@@ -185,6 +215,7 @@ class DockerRunner(object):
         if service not in self.built:
             self.build(service, quiet=True)
         command = self.command(service, entrypoint, args, env)
+        self.reap_orphans()
         with lent_folders(self.writable):
             code = subprocess.call(command)
         if code != 0:

@@ -278,3 +278,22 @@ def test_invoke_all_gives_the_same_submissions_in_containers_as_locally(source, 
         assert not foreign, foreign[:5]
     assert {"step4.csv", "step7.csv", "final.csv"} <= set(submissions["docker"])
     assert submissions["docker"] == submissions["local"]
+
+
+def test_a_container_whose_docker_run_died_is_removed_before_the_next_run(docker_runner, built):
+    """A killed cluster worker's container outlives its `docker run`; the next run of this host
+    removes it (else it keeps writing beside the retry). One whose process lives is kept."""
+    image = built("dlib")
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid of this host that no longer runs
+    started = {}
+    for name, label in (("dead", docker_mod.owner(gone.pid).rsplit(":", 1)[0] + ":1"), ("alive", docker_mod.owner())):
+        started[name] = subprocess.check_output(
+            [docker_runner.docker, "run", "--detach", "--rm", "--network", "none", "--label",
+             "%s=%s" % (docker_mod.OWNER_LABEL, label), "--entrypoint", "sleep", image, "300"]).decode().strip()
+    try:
+        docker_runner.reap_orphans()
+        running = subprocess.check_output([docker_runner.docker, "ps", "--no-trunc", "--format", "{{.ID}}"]).decode()
+        assert started["dead"] not in running and started["alive"] in running
+    finally:
+        subprocess.call([docker_runner.docker, "rm", "--force"] + list(started.values()), stdout=subprocess.DEVNULL)
