@@ -12,6 +12,7 @@ says. Every worker must see the workspace, weights and data at the same paths as
 import contextlib
 import os
 import shutil
+import socket
 import sys
 import time
 import uuid
@@ -70,8 +71,8 @@ def _first_worker(client, spec, wait_s):
 
 @contextlib.contextmanager
 def client(config, spec):
-    """A Dask client for `spec`, its workers checked to share the workspace; closed (and a cluster
-    this module started, stopped) on the way out."""
+    """A Dask client for `spec` and the SharedFolders its workers were checked against (tasks
+    check again where they run); closed (and a cluster this module started, stopped) on the way out."""
     from dask.distributed import Client
 
     kind, _, count = spec.partition(":")
@@ -91,11 +92,15 @@ def client(config, spec):
             wait_s = (config.get("cluster", {}).get("slurm") or {}).get("wait_s") or 3600
             _first_worker(dask, spec, wait_s if kind == "slurm" else WORKERS_S)
         with contextlib.closing(dask):
-            check_shared(dask, config)
-            dashboard = dask.scheduler_info().get("services", {}).get("dashboard")
-            print("[cluster] %s: %d workers%s" % (spec, len(dask.scheduler_info()["workers"]),
-                                                 ", dashboard %s" % dask.dashboard_link if dashboard else ""))
-            yield dask
+            shared = SharedFolders(config)
+            try:
+                shared.check_workers(dask)
+                dashboard = dask.scheduler_info().get("services", {}).get("dashboard")
+                print("[cluster] %s: %d workers%s" % (spec, len(dask.scheduler_info()["workers"]),
+                                                     ", dashboard %s" % dask.dashboard_link if dashboard else ""))
+                yield dask, shared
+            finally:
+                shared.remove()
     finally:
         if cluster is not None:
             cluster.close()
@@ -107,28 +112,48 @@ def _view(token_path, folders):
     return [token] + [sorted(os.listdir(f)) if os.path.isdir(f) else None for f in folders]
 
 
-def check_shared(dask, config):
-    """Fail unless every worker sees this workspace (a token the driver writes), the weights and
-    the data at the same paths."""
-    folders = [config["weights_dir"], config["data_dir"]]
-    check = os.path.join(config["workspace"], ".cluster-check")
-    token = uuid.uuid4().hex
-    os.makedirs(check, exist_ok=True)
-    path = os.path.join(check, token)
-    with open(path, "w") as f:
-        f.write(token)
-    try:
-        expected = _view(path, folders)
-        seen = dask.run(_view, path, folders)
-    finally:
-        shutil.rmtree(check)
-    names = ("the workspace %s" % config["workspace"], "the weights %s" % folders[0], "the data %s" % folders[1])
-    wrong = sorted(set(name for view in seen.values() for name, a, b in zip(names, view, expected) if a != b))
-    if wrong:
-        blind = sorted(worker for worker, view in seen.items() if view != expected)
-        raise ClusterError("%s: not the same folder on worker(s) %s as here. Every worker must see the "
-                           "workspace, weights and data on a shared filesystem at the same paths"
-                           % ("; ".join(wrong), ", ".join(blind)))
+class SharedFolders(object):
+    """What every worker must see as the driver does: a token the driver writes into the
+    workspace, the weights and the data. Kept for the whole run, so that a worker that joins
+    late (a SLURM job that starts later) is checked by each task it runs (`check_here`)."""
+
+    def __init__(self, config):
+        self.folders = [config["weights_dir"], config["data_dir"]]
+        self.names = ("the workspace %s" % config["workspace"], "the weights %s" % self.folders[0],
+                      "the data %s" % self.folders[1])
+        self.check_dir = os.path.join(config["workspace"], ".cluster-check")
+        token = uuid.uuid4().hex
+        os.makedirs(self.check_dir, exist_ok=True)
+        self.token = os.path.join(self.check_dir, token)
+        with open(self.token, "w") as f:
+            f.write(token)
+        self.expected = _view(self.token, self.folders)
+
+    def wrong(self, view):
+        return [name for name, a, b in zip(self.names, view, self.expected) if a != b]
+
+    def error(self, wrong, workers):
+        return ClusterError("%s: not the same folder on worker(s) %s as here. Every worker must see the "
+                            "workspace, weights and data on a shared filesystem at the same paths"
+                            % ("; ".join(sorted(wrong)), ", ".join(sorted(workers))))
+
+    def check_workers(self, dask):
+        """Fail unless every worker connected now sees what the driver sees."""
+        seen = dask.run(_view, self.token, self.folders)
+        blind = dict((worker, self.wrong(view)) for worker, view in seen.items() if self.wrong(view))
+        if blind:
+            raise self.error(set(name for names in blind.values() for name in names), blind)
+
+    def check_here(self):
+        """On a worker, before a task: fail unless it sees what the driver sees."""
+        from dask.distributed import get_worker
+
+        wrong = self.wrong(_view(self.token, self.folders))
+        if wrong:
+            raise self.error(wrong, ["%s (%s)" % (get_worker().address, socket.gethostname())])
+
+    def remove(self):
+        shutil.rmtree(self.check_dir, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -152,6 +177,18 @@ def task_log(path):
                 os.close(fd)
 
 
+def _failure(dask, futures, future, logs):
+    """The run's first failure as a ClusterError, the rest cancelled. A task whose input was
+    lost may end first (cancelled, no exception): the failure then is the task that erred."""
+    deadline = time.time() + 10
+    while not any(f.status == "error" for f in futures) and time.time() < deadline:
+        time.sleep(0.2)
+    failed = next((f for f in futures if f.status == "error"), future)
+    error = failed.exception() if failed.status == "error" else failed.status
+    dask.cancel(futures)
+    return ClusterError("task %s failed: %s (its log: %s/)" % (failed.key, error, logs))
+
+
 def wait_all(dask, futures, logs):
     """Wait for every task with a progress line per finished one; the first failure cancels
     the rest and raises. Returns [(task, seconds)] in finishing order."""
@@ -160,8 +197,7 @@ def wait_all(dask, futures, logs):
     started, timings = time.time(), []
     for done, future in enumerate(as_completed(futures), 1):
         if future.status != "finished":
-            dask.cancel(futures)
-            raise ClusterError("task %s failed: %r (its log: %s/)" % (future.key, future.exception(), logs))
+            raise _failure(dask, futures, future, logs)
         name, seconds = future.result()
         timings.append((name, seconds))
         left = (time.time() - started) / done * (len(futures) - done)

@@ -27,9 +27,11 @@ RETRIES = 2
 MAX_BATCH = 64  # the largest default --batch-size of the backbone services
 
 
-def run_task(setup, name, action, params, after=()):
-    """One task on a worker: `action(ctx, *params)` with its output in logs/<name>.log. `after`:
-    the results of the tasks it waits for (Dask starts it once they are done)."""
+def run_task(setup, shared, name, action, params, after=()):
+    """One task on a worker: `action(ctx, *params)` with its output in logs/<name>.log, once the
+    worker is seen to share the driver's folders. `after`: the results of the tasks it waits for
+    (Dask starts it once they are done)."""
+    shared.check_here()
     ctx = context.RunContext(*setup)
     started = time.time()
     with task_log(os.path.join(ctx.workspace, "logs", name.replace(" ", "_") + ".log")):
@@ -66,13 +68,13 @@ def heads_column(ctx, model, step, column):
 class Graph(object):
     """The futures of one `invoke all` run, submitted in dependency order."""
 
-    def __init__(self, dask, ctx):
-        self.dask, self.ctx, self.futures = dask, ctx, []
+    def __init__(self, dask, shared, ctx):
+        self.dask, self.shared, self.ctx, self.futures = dask, shared, ctx, []
         self.setup = (ctx.config, ctx.runner_name, ctx.profile_name)
         self.run_id = uuid.uuid4().hex[:8]
 
     def submit(self, name, action, params=(), after=()):
-        future = self.dask.submit(run_task, self.setup, name, action, params, list(after),
+        future = self.dask.submit(run_task, self.setup, self.shared, name, action, params, list(after),
                                   key="%s-%s" % (name.replace(" ", "-"), self.run_id), retries=RETRIES)
         self.futures.append(future)
         return future
@@ -115,8 +117,8 @@ class Graph(object):
 def run_all(ctx, spec, shards, models):
     """`invoke all` on the cluster `spec`, then the time of each task and the wall time."""
     started = time.time()
-    with client(ctx.config, spec) as dask:
-        chosen, timings = _run(dask, ctx, shards, models)
+    with client(ctx.config, spec) as (dask, shared):
+        chosen, timings = _run(dask, shared, ctx, shards, models)
     print("[all] submission: %s" % os.path.join(ctx.paths["submissions"], "final.csv"))
     print("[all] time per task (side by side: the wall time is less than their sum):")
     for name, seconds in timings:
@@ -126,7 +128,7 @@ def run_all(ctx, spec, shards, models):
     print("[all] report: %s" % workflow.report_stage(ctx))
 
 
-def _run(dask, ctx, shards, models):
+def _run(dask, shared, ctx, shards, models):
     """The dataset (made here when missing) checked here, then the graph's tasks; the models
     and [(task, seconds)]."""
     timings = []
@@ -136,7 +138,7 @@ def _run(dask, ctx, shards, models):
         timings.append(("dataset", time.time() - started))
     workflow.validate_stage(ctx)
     chosen = workflow.present_models(ctx, models or ctx.config["models"])
-    graph = Graph(dask, ctx)
+    graph = Graph(dask, shared, ctx)
     graph.build(chosen, shards, os.path.isfile(os.path.join(ctx.paths["dataset"], "benchmark.json")))
     logs = os.path.join(ctx.workspace, "logs")
     print("[cluster] %d tasks, logs in %s" % (len(graph.futures), logs))

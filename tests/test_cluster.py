@@ -150,14 +150,38 @@ def test_scheduler_file_cluster_survives_a_killed_worker(source, sequential, sch
 
 def test_a_workspace_the_workers_cannot_see_fails_before_anything_is_written(source, scheduler, tmp_path):
     workspace = workspace_for(source, tmp_path / "hidden" / "ws")
-    # this worker sees an empty folder where the workspace is (a mount namespace of its own)
-    scheduler.worker(tmp_path / "worker.log", ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                                               "mount -t tmpfs none %s && exec \"$0\" \"$@\"" % (tmp_path / "hidden")])
+    blind_worker(scheduler, tmp_path, "worker.log")
     before = sorted(os.walk(workspace))
     log = invoke(*(ALL + ["--workspace", workspace, "--cluster", scheduler.file]), ok=False)
     assert "not the same folder on worker(s)" in log and "the workspace %s" % workspace in log
     assert "shared filesystem" in log
     assert sorted(os.walk(workspace)) == before
+
+
+def blind_worker(scheduler, tmp_path, log):
+    """A worker that sees an empty folder where tmp_path/hidden is (a mount namespace of its own)."""
+    scheduler.worker(tmp_path / log, ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                      "mount -t tmpfs none %s && exec \"$0\" \"$@\"" % (tmp_path / "hidden")])
+
+
+def test_a_worker_that_joins_late_and_cannot_see_the_workspace_fails_its_tasks_clearly(source, scheduler, tmp_path):
+    """SLURM jobs may start after the run's check: each task checks its worker again."""
+    workspace = workspace_for(source, tmp_path / "hidden" / "ws")
+    scheduler.worker(tmp_path / "good.log")
+    dask = scheduler.client()
+    dask.wait_for_workers(1, timeout=120)
+    run = subprocess.Popen([INVOKE] + ALL + ["--workspace", workspace, "--cluster", scheduler.file],
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    good = _busy_worker(dask, run)  # the run's check has passed: it runs a service
+    assert good, run.communicate()[0][-3000:]
+    blind_worker(scheduler, tmp_path, "late.log")
+    dask.wait_for_workers(2, timeout=120)
+    pid = dask.run(os.getpid, workers=[good])[good]
+    os.killpg(os.getpgid(pid), signal.SIGKILL)  # what is left can only run on the late worker
+    log = run.communicate(timeout=600)[0]
+    dask.close()
+    assert run.returncode != 0
+    assert "not the same folder on worker(s)" in log and "the workspace %s" % workspace in log, log[-3000:]
 
 
 def test_an_unreachable_scheduler_fails_before_anything_is_written(source, tmp_path):
