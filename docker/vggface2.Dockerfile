@@ -3,6 +3,8 @@
 # Debian bullseye is the last release that packages Caffe (python3-caffe, Python 3.9); it also
 # has Python 2.7, the original solution's Caffe interpreter, under which the entrypoint's code
 # must still compile (tests/test_docker.py checks it in this image).
+# `--engine openvino` is local only for this service: OpenVINO 2026 has no Python 3.9 wheel, so
+# here the engine is refused as a usage error (tests/test_engine.py); the local venv has it.
 # Build from the project root (`make images` or `invoke images.build --only vggface2`):
 #   docker build -f docker/vggface2.Dockerfile -t faces/vggface2 .
 # Run:  docker run --rm --network none IMAGE embed --model caffe_mobilefacenet ...  (README)

@@ -14,7 +14,8 @@ from shared import settings as settings_mod
 from shared.stages import Stage
 
 INVOKE_OWN = ("run", "runners", "sudo", "tasks", "timeouts")  # invoke's settings, not the project's
-WORKSPACE_FOLDERS = ("dataset", "aligned", "embeddings", "heads", "pseudo", "submissions", "reports", "bench")
+WORKSPACE_FOLDERS = ("dataset", "aligned", "embeddings", "engines", "heads", "pseudo", "submissions", "reports",
+                     "bench")
 _RUNNERS = {}  # one runner per kind and set of folders in this process: images are checked once
 
 
@@ -65,6 +66,9 @@ class RunContext(object):
             raise ValueError("unknown profile '%s' (invoke.yaml has: %s)"
                              % (self.profile_name, ", ".join(sorted(config["profiles"]))))
         self.profile = config["profiles"][self.profile_name]
+        self.engine = config.get("engine") or self.profile.get("engine") or "native"
+        if self.engine not in self.registry.engines:
+            raise ValueError("unknown engine '%s' (engines: %s)" % (self.engine, ", ".join(sorted(self.registry.engines))))
         self.runner_name = runner or config["runner"]
 
     @property
@@ -90,13 +94,19 @@ class RunContext(object):
     def workers(self, entry):
         return self.config["workers"].get(entry["family"], 1)
 
+    def engine_for(self, entry):
+        """The run's engine where the registry's `engines` offers it to the model's family, else native."""
+        return self.engine if entry["family"] in self.registry.engines[self.engine] else "native"
 
-def from_task(c, workspace=None, runner=None, profile=None):
-    """The run context of a task: invoke's config (invoke.yaml), --workspace applied."""
+
+def from_task(c, workspace=None, runner=None, profile=None, engine=None):
+    """The run context of a task: invoke's config (invoke.yaml), --workspace and --engine applied."""
     settings = dict((key, _plain(c.config[key])) for key in c.config.keys() if key not in INVOKE_OWN)
     if "workspace" not in settings:  # a collection loaded without the project's invoke.yaml
         settings = settings_mod.load()
     config = settings_mod.resolve(settings)
     if workspace:
         config["workspace"] = os.path.abspath(workspace)
+    if engine:
+        config["engine"] = engine
     return RunContext(config, runner, profile)

@@ -16,13 +16,16 @@ def augment_count(ctx, entry, augment=None):
 
 def embed_args(ctx, name, split, augment=None, seed=None, batch_size=None, workers=None):
     """The `embed` arguments of one model and split; `workers` (default: invoke.yaml's for the
-    family) parallel shard processes, merged."""
+    family) parallel shard processes, merged; the run's engine (RunContext.engine_for), whose
+    verified conversions are cached in the workspace."""
     entry = ctx.registry.model(name)
     args = ["--model", name, "--split", split,
             "--images", os.path.join(ctx.paths["aligned"], entry["input"]["crop"], split),
             "--list", os.path.join(ctx.paths["aligned"], split + ".txt"),
             "--out", os.path.join(ctx.paths["embeddings"], name),
-            "--weights-root", ctx.config["weights_dir"]]
+            "--weights-root", ctx.config["weights_dir"], "--engine", ctx.engine_for(entry)]
+    if ctx.engine_for(entry) != "native":
+        args += ["--engine-cache", ctx.paths["engines"]]
     if split in entry["embed"]["flip"]:
         args.append("--flip")
     copies = augment_count(ctx, entry, augment)
@@ -50,9 +53,10 @@ def embed_stage(ctx, models, splits=("train", "test"), augment=None, seed=None, 
             "profile": "settings profile from invoke.yaml (quick, faithful, smoke)",
             "seed": "augmentation seed (default: invoke.yaml seed)",
             "batch_size": "images per forward pass (default: the service's)",
-            "runner": "local, docker or auto (default: invoke.yaml)", "workspace": "workspace folder"})
+            "runner": "local, docker or auto (default: invoke.yaml)", "workspace": "workspace folder",
+            "engine": "native or openvino (default: the profile's engine)"})
 def run(c, models, splits="train,test", augment=None, profile=None, seed=None, batch_size=None,
-        runner=None, workspace=None):
+        runner=None, workspace=None, engine=None):
     """Embed the aligned train/test crops with each model's service (the embed contract)."""
-    ctx = context.from_task(c, workspace, runner, profile)
+    ctx = context.from_task(c, workspace, runner, profile, engine)
     embed_stage(ctx, models.split(","), splits.split(","), augment, seed, batch_size)

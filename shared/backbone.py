@@ -3,10 +3,11 @@
     embed --model NAME --images DIR --list FILE --out DIR [--split NAME] [--weights DIR]
           [--weights-root DIR] [--flip] [--augment N --seed S] [--batch-size B]
           [--shard I/N] [--workers N] [--chunk-size C] [--registry YAML] [--no-verify] [--debug]
+          [--engine native|openvino] [--engine-cache DIR]
 
 Writes split S (S.shard-I-of-N when sharded) into --out as shared/schema.py describes (S.npy,
 S_flip.npy, S_aug.npy, S_index.csv, S_meta.json: model, weights + sha256, input, counts,
-timing, versions), and exits with its codes. Work is saved in chunks (shared/resumable.py),
+timing, versions, engine), and exits with its codes. Work is saved in chunks (shared/resumable.py),
 so an interrupted run resumes; --workers N runs N shards as processes and merges them
 (shared/shards.py). Python-2.7 compatible (the Caffe service).
 """
@@ -20,7 +21,7 @@ import sys
 import numpy as np
 
 from shared import registry as registry_mod
-from shared import resumable, validate
+from shared import engines, resumable, validate
 from shared.augment import augment
 from shared.images import load_rgb_at
 from shared.schema import (CONTRACT_VERSION, EXIT_BACKEND, EXIT_USAGE, ContractError, clear_outputs,
@@ -74,6 +75,9 @@ def build_parser(backbone_cls):
     add("--registry", default=None, help="model registry YAML (default: shared/models.yaml)")
     add("--no-verify", action="store_true", help="skip the sha256 check of weight files")
     add("--debug", action="store_true", help="show the traceback of an unforeseen error (or FACES_DEBUG=1)")
+    add("--engine", choices=engines.ENGINES, default="native", help="native: the service's framework (the "
+        "faithful path); openvino: the weights converted once, verified against native (shared/engines.py)")
+    add("--engine-cache", help="folder of the verified conversions (default: <out>/.engines)")
     return parser
 
 
@@ -81,7 +85,8 @@ class EmbedJob(object):
     """One run of the entrypoint: the resolved arguments, this shard's rows, its views."""
 
     def __init__(self, args, entry, all_names):
-        self.args, self.entry, self.listed = args, entry, len(all_names)
+        self.args, self.entry, self.all_names, self.listed = args, entry, all_names, len(all_names)
+        self.engine_folder, self.engine = None, {"engine": "native"}
         self.size = crop_size(entry["input"]["crop"])
         self.normalize = bool(entry["output"].get("normalize"))
         self.shard = parse_shard(args.shard)
@@ -175,7 +180,7 @@ def _meta(job, backbone, resized, timing):
                    "flip": bool(args.flip), "augment": args.augment, "resized": resized},
         "seed": args.seed, "shard": list(job.shard) if job.shard else None, "split": args.split,
         "files": dict((key, os.path.basename(job.files[key])) for key in job.keys + ["index"]),
-        "timing": timing, "fingerprint": job.fingerprint,
+        "timing": timing, "fingerprint": job.fingerprint, "engine": engines.summary(job.engine),
         "versions": dict({"python": platform.python_version(), "numpy": np.__version__},
                          **backbone.versions()),
     }
@@ -188,7 +193,7 @@ def _embed(backbone_cls, job):
     partial = resumable.resume_folder(args.out, output_prefix(args.split, job.shard),
                                       dict(job.fingerprint, content=None))  # chunks carry their own
     bounds = resumable.chunk_bounds(len(names), job.chunk_rows())
-    backbone, load_seconds = resumable.timed_load(lambda: backbone_cls(job.entry, job.folder, args.batch_size),
+    backbone, load_seconds = resumable.timed_load(lambda: engines.load(backbone_cls, job),
                                                   "model '%s' from %s" % (job.entry["name"], job.folder))
     counters = {"resized": 0}
     parts, computed, seconds = resumable.run_chunks(
@@ -220,14 +225,17 @@ def _run(backbone_cls, args):
     args.workers = min(args.workers, max(1, len(all_names) // job.group()))  # no empty shard
     require_images(args.images, job.names)
     job.check_weights()
+    job.fingerprint.update(engines.fingerprint(backbone_cls, args.engine))
     lock = validate.hold_lock(args.out, output_prefix(args.split, job.shard))
     try:
         if resumable.up_to_date(job.files["meta"], job.fingerprint):
             print("%s: %s is up to date (%d images)" % (entry["name"], job.files["meta"], len(job.names)))
-        elif args.workers > 1 and job.shard is None:
-            run_workers(args, job.fingerprint)
-        else:
-            _embed(backbone_cls, job)
+        else:  # converted and verified here, before any worker starts
+            job.engine_folder, job.engine = engines.prepare(backbone_cls, job)
+            if args.workers > 1 and job.shard is None:
+                run_workers(args, job.fingerprint)
+            else:
+                _embed(backbone_cls, job)
     finally:
         validate.release_lock(lock)
 

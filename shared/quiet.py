@@ -11,7 +11,8 @@ import tempfile
 
 TENSORFLOW = re.compile(r"All log messages before absl::InitializeLog\(\)|port\.cc:\d+\] oneDNN custom operations are on")
 MXNET = re.compile(r"Loading symbol saved by previous version|Symbol successfully upgraded|"
-                   r"MXNET_SUBGRAPH_BACKEND=NONE is detected")
+                   r"MXNET_SUBGRAPH_BACKEND=NONE is detected|Subgraph backend MKLDNN is activated|"
+                   r"optimization pass from backend MKLDNN is disabled")
 
 
 @contextlib.contextmanager

@@ -37,6 +37,7 @@ class Registry(object):
         self.path = path
         self.groups = data["groups"]
         self.head_defaults = data["head_defaults"]
+        self.engines = data["engines"]
         self.models = data["models"]
 
     def names(self, family=None, original=None):
@@ -67,6 +68,11 @@ class Registry(object):
                       if self.models[n]["ensemble"]["group"] == group]
             if within and abs(sum(within) - 1.0) > 1e-9:
                 found.append("within-group weights of '%s' sum to %.6f, not 1" % (group, sum(within)))
+        families = set(entry["family"] for entry in self.models.values())
+        if "native" not in self.engines or set(self.engines["native"]) != families:
+            found.append("engines: native must list every family (%s)" % ", ".join(sorted(families)))
+        for engine, offered in sorted(self.engines.items()):
+            found.extend("engines: %s lists unknown family '%s'" % (engine, f) for f in offered if f not in families)
         distance = sum(entry["ensemble"]["distance"] for entry in self.models.values())
         if abs(distance - 1.0) > 1e-9:
             found.append("distance weights sum to %.6f, not 1" % distance)

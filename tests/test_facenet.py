@@ -20,6 +20,7 @@ from conftest import LFW, lfw_people, run_service
 from shared import registry as registry_mod
 from shared.crops import derive_prealigned
 from shared.images import load_rgb
+from shared.schema import output_files
 from shared.runner import LocalRunner
 
 POOL = 8  # the graph average-pools 8x8 blocks, then one dense layer to 512
@@ -158,3 +159,17 @@ def test_a_graph_without_facenet_tensors_is_refused(generated, tmp_path):
                                         "--weights-root", root, "--images", root / "crops",
                                         "--list", root / "list.txt", "--out", tmp_path / "out"])
     assert code == 5 and "test.pb has no tensor 'logits:0'" in log, log
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_the_openvino_engine_converts_both_formats(generated, tmp_path, fmt):
+    """--engine openvino (shared/engines.py): the graph frozen with phase_train bound to False,
+    read by OpenVINO's TensorFlow frontend, verified against TensorFlow, matches the reference."""
+    root, names = generated
+    code, log = embed(root, fmt, tmp_path, "--engine", "openvino", "--engine-cache", tmp_path / "engines")
+    assert code == 0, log
+    found = np.load(output_files(str(tmp_path), "embeddings")["embeddings"])
+    expected = reference(root, names)
+    assert (found * expected).sum(1).min() >= 0.9999
+    meta = json.loads((tmp_path / "embeddings_meta.json").read_text())
+    assert meta["engine"]["engine"] == "openvino" and meta["engine"]["verification"]["passed"]

@@ -12,7 +12,7 @@ VERMIN = os.path.join(os.path.dirname(sys.executable), "vermin")
 
 PY27_MODULES = ["shared/__init__.py", "shared/schema.py", "shared/resumable.py", "shared/backbone.py",
                 "shared/shards.py", "shared/validate.py", "shared/preprocess.py", "shared/images.py",
-                "shared/storage.py", "shared/registry.py",
+                "shared/storage.py", "shared/registry.py", "shared/engines.py",
                 "shared/steps.py", "shared/template.py", "shared/augment.py", "shared/progress.py"]
 PY27_MODULES += sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "services/vggface2/*.py")))
 

@@ -374,3 +374,20 @@ def test_pycaffe_matches_opencv(weights_root, vggface2_weights, crops, tmp_path)
             assert proc.returncode == 0, proc.stdout + proc.stderr
             outputs.append(np.load(str(out / "embeddings.npy")))
         np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-4)
+
+
+@pytest.mark.parametrize("model", ["vggface2_resnet50_128", "vggface2_senet50_ft"])
+def test_the_openvino_engine_converts_resnet_and_se_nets(model, vggface2_weights, crops, tmp_path):
+    """--engine openvino (services/vggface2/convert.py): the graph built from the prototxt (the SE
+    nets' Axpy expanded) matches OpenCV's importer on every image and flip, and says so in the meta."""
+    found = {}
+    for engine in ("native", "openvino"):
+        out = tmp_path / engine
+        code, log = embed(model, vggface2_weights, crops, out,
+                          extra=["--engine", engine, "--engine-cache", str(tmp_path / "engines")])
+        assert code == 0, log
+        found[engine] = [np.load(out / name) for name in ("embeddings.npy", "embeddings_flip.npy")]
+    for native, converted in zip(found["native"], found["openvino"]):
+        assert (native * converted).sum(1).min() >= 0.9999  # both L2-normalised
+    meta = json.loads((tmp_path / "openvino" / "embeddings_meta.json").read_text())
+    assert meta["engine"]["engine"] == "openvino" and meta["engine"]["verification"]["passed"]

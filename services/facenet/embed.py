@@ -9,9 +9,15 @@ entry lists say which one to load:
 Either way the graph is FaceNet's interface: `input:0` (float32 N x 160 x 160 x 3, prewhitened
 RGB), `phase_train:0` (bool, fed False: batch norm uses its moving averages) and the output
 tensor the registry names (`embeddings:0`, L2-normalised N x 512).
+
+`--engine openvino` (shared/engines.py): OpenVINO reads TensorFlow graphs itself, so the
+conversion is a frozen GraphDef of the loaded graph, phase_train bound to False, handed to
+ov.convert_model (no ONNX step).
 """
 import os
+import shutil
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
@@ -21,6 +27,7 @@ from shared.backbone import Backbone, main  # noqa: E402
 from shared.preprocess import to_batch  # noqa: E402
 from shared.quiet import TENSORFLOW, chatter_filtered  # noqa: E402
 from shared.schema import EXIT_BACKEND, ContractError  # noqa: E402
+from shared.template import crop_size  # noqa: E402
 
 INPUT_TENSOR = "input:0"
 PHASE_TRAIN_TENSOR = "phase_train:0"
@@ -42,9 +49,41 @@ def graph_files(entry, weights_dir):
                         % (entry["name"], names))
 
 
+CONVERTER_VERSION = "facenet-frozen-ov-1"  # bump when openvino_model's graph changes
+
+
 class FaceNet(Backbone):
     family = "facenet"
     default_batch_size = 32
+    layout = "NHWC"  # of the converted graph's input
+    converter_version = CONVERTER_VERSION
+
+    @staticmethod
+    def openvino_model(entry, weights_dir):
+        """The loaded graph frozen (variables -> constants, phase_train -> False), pruned to the
+        output, converted by OpenVINO's TensorFlow frontend."""
+        import openvino
+
+        native = FaceNet(entry, weights_dir, 1)
+        native.tf.get_logger().setLevel("ERROR")  # the TF1 freezing API's deprecation notices
+        tf1, output = native.tf.compat.v1, native.output.op.name
+        frozen = tf1.graph_util.convert_variables_to_constants(native.session, native.graph.as_graph_def(), [output])
+        graph = native.tf.Graph()
+        with graph.as_default():
+            tf1.import_graph_def(frozen, input_map={PHASE_TRAIN_TENSOR: native.tf.constant(False)}, name="")
+        pruned = tf1.graph_util.extract_sub_graph(graph.as_graph_def(), [output])
+        folder = tempfile.mkdtemp()
+        try:  # from a .pb file, OpenVINO's own TF reader runs (an in-memory graph goes through
+            # TensorFlow, which turns the bound cond into an `If` the converter cannot take)
+            path = os.path.join(folder, "frozen.pb")
+            with open(path, "wb") as f:
+                f.write(pruned.SerializeToString())
+            model = openvino.convert_model(path)
+        finally:
+            shutil.rmtree(folder)
+        width, height = crop_size(entry["input"]["crop"])
+        model.reshape([-1, height, width, 3])
+        return model
 
     def __init__(self, entry, weights_dir, batch_size):
         Backbone.__init__(self, entry, weights_dir, batch_size)

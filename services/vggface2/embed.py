@@ -1,8 +1,9 @@
 """Caffe backbones (the VGGFace2 models, and any `.prototxt` + `.caffemodel` pair in the registry).
 
 Run as `python services/vggface2/embed.py --model vggface2_resnet50_128 ...` (the embed entrypoint,
-shared/backbone.py). The registry names the model's two files, its preprocessing and the blob
-whose value is the embedding (e.g. `feat_extract`, `classifier`, `fc1`).
+shared/backbone.py; `--engine openvino`: the network converted by convert.py). The registry names
+the model's two files, its preprocessing and the blob whose value is the embedding (e.g.
+`feat_extract`, `classifier`, `fc1`).
 
 Backends, by FACES_CAFFE_BACKEND (auto | caffe | opencv; default auto): `caffe` is pycaffe (the
 Caffe image: Debian bullseye's python3-caffe), `opencv` is OpenCV's Caffe importer (cv2.dnn, the
@@ -23,10 +24,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.abspath(os.path.join(HERE, "..", "..")))
 sys.path.insert(0, HERE)
 
+import convert  # noqa: E402
 import prototxt  # noqa: E402
 from shared.backbone import Backbone, main  # noqa: E402
 from shared.preprocess import to_batch  # noqa: E402
 from shared.schema import EXIT_BACKEND, ContractError  # noqa: E402
+from shared.template import crop_size  # noqa: E402
 
 BACKEND_VARIABLE = "FACES_CAFFE_BACKEND"
 BACKENDS = ("auto", "caffe", "opencv")
@@ -73,6 +76,11 @@ class OpenCVNet(object):
         self.net.setInput(batch, self.input)
         return self.net.forward(self.layer)
 
+    def blobs(self, layer):
+        import numpy as np
+
+        return [np.asarray(b) for b in self.net.getLayer(self.net.getLayerId(layer)).blobs]
+
     def versions(self):
         return {"backend": self.name, "opencv": self.cv2.__version__}
 
@@ -109,6 +117,9 @@ class CaffeNet(object):
         self.net.forward()
         return self.net.blobs[self.blob].data.copy()
 
+    def blobs(self, layer):
+        return [param.data.copy() for param in self.net.params[layer]]
+
     def versions(self):
         return {"backend": self.name, "caffe": getattr(self.caffe, "__version__", "unknown")}
 
@@ -131,12 +142,23 @@ def choose_backend(requested):
 class CaffeBackbone(Backbone):
     family = "vggface2"
     default_batch_size = 16
+    layout = "NCHW"  # of the converted graph's input (shared/engines.py)
+    converter_version = convert.CONVERTER_VERSION
 
     def __init__(self, entry, weights_dir, batch_size):
         Backbone.__init__(self, entry, weights_dir, batch_size)
         backend = choose_backend(os.environ.get(BACKEND_VARIABLE, "auto"))
         definition_path, weights_path = model_files(entry, weights_dir)
         self.net = backend(read_definition(definition_path), weights_path, entry["output"]["layer"])
+
+    @staticmethod
+    def openvino_model(entry, weights_dir):
+        """The network up to the output blob as an OpenVINO graph (convert.py), with the weights
+        as this service's backend reads them."""
+        native = CaffeBackbone(entry, weights_dir, 1)
+        width, height = crop_size(entry["input"]["crop"])
+        return convert.build(read_definition(model_files(entry, weights_dir)[0]), native.net.blobs,
+                             entry["output"]["layer"], height, width)
 
     def embed(self, images):
         out = self.net.forward(to_batch(images, self.entry, layout="NCHW"))
