@@ -4,6 +4,8 @@ import os
 from invoke import task
 
 from pipeline import context, plots
+from pipeline.bench_embed import embed  # noqa: F401 (`invoke bench.embed`)
+from pipeline.bench_heads import heads  # noqa: F401 (`invoke bench.heads`)
 from pipeline.common import progress
 from shared import settings as settings_mod
 

@@ -6,6 +6,7 @@ import os
 from invoke import task
 
 from pipeline import context
+from pipeline.heads import head_models
 from shared.steps import PSEUDO_SOURCE
 
 
@@ -22,7 +23,7 @@ def ensemble_args(ctx, models, step, out):
 
 def _ensemble_stage(ctx, command, models, step, out, previous=None):
     """`ensemble pseudo|submit` on one step's heads, skipped while its inputs are unchanged."""
-    inputs = [os.path.join(ctx.paths["heads"], m, step) for m in models] + [ctx.paths["folds"]]
+    inputs = [os.path.join(ctx.paths["heads"], m, step) for m in head_models(ctx, models)] + [ctx.paths["folds"]]
     args = [command] + ensemble_args(ctx, models, step, out)
     if previous:
         inputs.append(previous)

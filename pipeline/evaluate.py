@@ -6,6 +6,7 @@ from invoke import task
 
 from pipeline import context
 from pipeline.ensemble import ensemble_args
+from pipeline.heads import head_models
 from shared.steps import STEPS
 
 
@@ -15,8 +16,9 @@ def evaluate_stage(ctx, models):
     if not os.path.isfile(truth):
         print("[evaluate] skipped: %s does not exist (no ground truth for this dataset)" % truth)
         return
-    steps = [s for s in STEPS if all(os.path.isdir(os.path.join(paths["heads"], m, s)) for m in models)]
-    inputs = [truth, paths["submissions"]] + [os.path.join(paths["heads"], m, s) for m in models for s in steps]
+    trained = head_models(ctx, models)
+    steps = [s for s in STEPS if all(os.path.isdir(os.path.join(paths["heads"], m, s)) for m in trained)]
+    inputs = [truth, paths["submissions"]] + [os.path.join(paths["heads"], m, s) for m in trained for s in steps]
     out = os.path.join(paths["reports"], "evaluation.md")
     diagnostics = os.path.join(paths["reports"], "diagnostics.json")  # what the report plots
     stage = ctx.stage("evaluate", inputs, [out, diagnostics], {"models": ",".join(models)})

@@ -19,7 +19,7 @@ from pipeline.embed import augment_count, embed_args
 from pipeline.ensemble import pseudo_stage, submit_stage
 from pipeline.evaluate import evaluate_stage
 from pipeline.folds import split_stage
-from pipeline.heads import fold_columns, head_job, train_stage
+from pipeline.heads import fold_columns, head_job, head_models, train_stage
 from shared.schema import output_files, output_prefix
 from shared.steps import PSEUDO_SOURCE, STEPS
 
@@ -103,12 +103,13 @@ class Graph(object):
         split = self.submit("split", split_stage)
         embedded = dict((model, self.embed(model, shards, [align])) for model in chosen)
         heads, pseudo, submits = {}, None, []
+        trained = head_models(ctx, chosen, log=True)
         for step in STEPS:
             if step in PSEUDO_SOURCE:
                 pseudo = self.submit("pseudo " + step, pseudo_stage, (chosen, step),
                                      heads[PSEUDO_SOURCE[step]] + ([pseudo] if pseudo else []))
             heads[step] = [self.heads(model, step, embedded[model] + [split] + ([pseudo] if pseudo else []))
-                           for model in chosen]
+                           for model in trained]
             submits.append(self.submit("submit " + step, submit_stage, (chosen, step), heads[step]))
         final = self.submit("final", workflow._final, (), submits)
         self.submit("evaluate", evaluate_stage, (chosen,), [final] + [h for hs in heads.values() for h in hs])

@@ -4,11 +4,32 @@ import os
 from invoke import task
 
 from pipeline import context
-from shared.steps import PSEUDO_SOURCE
+from shared.ensemble import ensemble_weights
+from shared.steps import PSEUDO_SOURCE, STEPS
 
 
 def fold_columns(ctx):
     return ["rt%d" % i for i in range(ctx.profile["parts"])]
+
+
+def skipped_heads(ctx, models):
+    """The models among `models` whose heads the profile skips (invoke.yaml
+    `skip_zero_weight_heads`): those with ensemble weight 0 at every step, whose heads count for
+    nothing. Their embeddings still serve the baselines and the distance rule."""
+    if not ctx.profile["skip_zero_weight_heads"]:
+        return []
+    weighted = set(m for step in STEPS for m, w in ensemble_weights(ctx.registry, models, step)[0].items() if w > 0)
+    return [m for m in models if m not in weighted]
+
+
+def head_models(ctx, models, log=False):
+    """The models whose heads this run trains (`log`: say which are skipped and why)."""
+    skipped = skipped_heads(ctx, models)
+    if skipped and log:
+        print("[heads] not training the heads of %s: ensemble weight 0 at steps %s (profile %s: "
+              "skip_zero_weight_heads; their embeddings still serve the baselines and the distance rule)"
+              % (", ".join(skipped), ", ".join(STEPS), ctx.profile_name))
+    return [m for m in models if m not in skipped]
 
 
 def head_job(ctx, model, step):

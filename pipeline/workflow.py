@@ -18,7 +18,7 @@ from pipeline.embed import embed_stage
 from pipeline.ensemble import pseudo_stage, submit_stage
 from pipeline.evaluate import evaluate_stage
 from pipeline.folds import split_stage
-from pipeline.heads import train_stage
+from pipeline.heads import head_models, train_stage
 from pipeline.report import record_run, report_stage
 from pipeline.validate import validate_stage
 from pipeline.weights import PRESENT, model_status
@@ -56,10 +56,11 @@ def _stages(ctx, chosen):
     yield "align", lambda: (prealigned_stage if pre_aligned else detect_stage)(ctx, crops)
     yield "split", lambda: split_stage(ctx)
     yield "embed", lambda: embed_stage(ctx, chosen)
+    trained = head_models(ctx, chosen, log=True)
     for step in STEPS:
         if step in PSEUDO_SOURCE:
             yield "pseudo " + step, lambda step=step: pseudo_stage(ctx, chosen, step)
-        for model in chosen:
+        for model in trained:
             yield "heads %s %s" % (model, step), lambda model=model, step=step: train_stage(ctx, model, step)
         yield "submit " + step, lambda step=step: submit_stage(ctx, chosen, step)
 
@@ -78,10 +79,11 @@ def _final(ctx):
                           "workspace": "workspace folder",
                           "cluster": "none (in this process, one stage after another; the default), local[:N], "
                                      "tcp://HOST:PORT, PATH/scheduler.json or slurm[:JOBS] (README: On a cluster)",
-                          "shards": "embed each split as N tasks on a cluster (default: invoke.yaml cluster.shards)"})
-def all_(c, profile=None, runner=None, models=None, workspace=None, cluster=None, shards=None):
+                          "shards": "embed each split as N tasks on a cluster (default: invoke.yaml cluster.shards)",
+                          "engine": "native or openvino: how the backbones embed (default: the profile's engine)"})
+def all_(c, profile=None, runner=None, models=None, workspace=None, cluster=None, shards=None, engine=None):
     """Run the whole pipeline; finished stages are skipped, changed inputs re-run what depends on them."""
-    ctx = context.from_task(c, workspace, runner, profile)
+    ctx = context.from_task(c, workspace, runner, profile, engine)
     timings = []
 
     def timed(name, action):
@@ -89,7 +91,7 @@ def all_(c, profile=None, runner=None, models=None, workspace=None, cluster=None
         action()
         timings.append((name, time.time() - started))
 
-    print("[all] workspace %s, profile %s" % (ctx.workspace, ctx.profile_name))
+    print("[all] workspace %s, profile %s, engine %s" % (ctx.workspace, ctx.profile_name, ctx.engine))
     cluster = cluster or ctx.config["cluster"]["spec"]
     if cluster != "none":  # the stages as a Dask task graph; Dask is imported only then
         from pipeline.graph import run_all

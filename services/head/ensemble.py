@@ -41,8 +41,10 @@ def summary(args, model, step):
     return read_json(os.path.join(args.heads, model, step, "summary.json"))
 
 
-def test_names(args, model, step):
-    return summary(args, model, step)["test_images"]
+def test_names(args, registry, models, step):
+    """The test images in the order of the step's heads: those of a model with ensemble weight
+    (a model with weight 0 may have no heads: invoke.yaml skip_zero_weight_heads)."""
+    return summary(args, sorted(ensemble_weights(registry, models, step)[0])[0], step)["test_images"]
 
 
 def _no_face(path, names):
@@ -125,7 +127,7 @@ def tuned_rules(args, registry, models, rules):
 
 
 def cmd_pseudo(args, registry, models, rules):
-    names = test_names(args, models[0], args.step)
+    names = test_names(args, registry, models, args.step)
     probs, class_ids = _ensemble(args, registry, models, args.step)
     no_face = _no_face(args.no_face, names)
     distance = None
@@ -149,7 +151,7 @@ def cmd_pseudo(args, registry, models, rules):
 
 
 def cmd_submit(args, registry, models, rules):
-    names = test_names(args, models[0], args.step)
+    names = test_names(args, registry, models, args.step)
     probs, class_ids = _ensemble(args, registry, models, args.step)
     ranked = top_k(probs, class_ids=class_ids)
     if UNKNOWN not in class_ids:  # step 4 has no unknown class: the unknown rule ranks it first

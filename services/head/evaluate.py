@@ -39,16 +39,19 @@ def _truth(path, names):
 
 
 def cmd_evaluate(args, registry, models, rules):
-    steps = [s for s in STEPS if os.path.isfile(os.path.join(args.heads, models[0], s, "summary.json"))]
-    names = test_names(args, models[0], steps[0])
+    def trained(model, step):  # a model with ensemble weight 0 may have no heads (skip_zero_weight_heads)
+        return os.path.isfile(os.path.join(args.heads, model, step, "summary.json"))
+
+    steps = [s for s in STEPS if any(trained(m, s) for m in models)]
+    names = test_names(args, registry, models, steps[0])
     truth = _truth(args.truth, names)
     images, labels, columns = read_folds(args.folds)
     report = {"models": {}, "ensemble": {}, "baselines": {}, "test_images": len(names),
               "test_unknown": int(np.sum(truth == UNKNOWN))}
     nn_sweeps = {}
     for model in models:
-        entry = report["models"][model] = {}
-        for step in steps:
+        for step in [s for s in steps if trained(model, s)]:
+            entry = report["models"].setdefault(model, {})
             head = summary(args, model, step)
             probs = np.load(os.path.join(args.heads, model, step, "test_probs.npy"))
             entry[step] = dict(scores(truth, top_k(probs, class_ids=head["class_ids"])), val_top1=head["val_top1"],

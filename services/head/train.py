@@ -2,12 +2,16 @@
 
     train --model NAME --embeddings DIR --folds folds.csv --columns rt0,rt1 --out DIR
           [--pseudo pseudo.csv --unknown-class] [--epochs E] [--patience P] [--seed S] [--no-merge]
+          [--one-at-a-time]
 
 Each fold column gives 5 heads (train on 4 folds, validate on the fifth). A head is the
 original's Dense(width, uniform init) - ReLU - Dropout - Dense(C) - softmax, trained with
 Adam and an exp_range cyclical learning rate, one randomly drawn augmented embedding per
 sample per batch, early stopping on clean validation accuracy with the best weights kept.
 Pseudo-labelled test rows (steps 6/7) join every head's training part, never validation.
+A column's 5 heads train together as one batched graph (batched.py: the same math, each head
+its own data order, dropout, learning rate and early stopping); --one-at-a-time trains them
+one after another (model.py), the reference bench.heads compares with.
 Outputs in --out: val_probs.npy (out-of-fold probabilities of the train rows, averaged over
 columns), test_probs.npy (mean over heads x {original, flip}), summary.json (last, marks
 completion; each head's record keeps its per-epoch history). Finished columns are kept under
@@ -25,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from services.head.arrays import load_split, training_views, view_scheme  # noqa: E402
+from services.head.batched import Heads  # noqa: E402
 from services.head.model import Head  # noqa: E402
 from shared import registry as registry_mod  # noqa: E402
 from shared.ensemble import UNKNOWN  # noqa: E402
@@ -52,6 +57,8 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--registry")
     parser.add_argument("--no-merge", action="store_true", help="only train the columns into .partial/ (a cluster task)")
+    parser.add_argument("--one-at-a-time", action="store_true",
+                        help="train each head on its own instead of a column's 5 as one batched graph (bench.heads)")
     return parser.parse_args(argv)
 
 
@@ -69,10 +76,10 @@ def _pseudo_rows(path, test_names):
     return np.array(rows, dtype=np.int64), np.array(labels, dtype=np.int64)
 
 
-def train_column(args, settings, column, folds, data, log):
-    """The 5 heads of one fold column: (val probs of every train row, summed test probs, rows)."""
-    train, test, pseudo_rows, pseudo_labels = data["train"], data["test"], data["pseudo_rows"], data["pseudo_labels"]
-    labels = data["labels"]
+def _fold_heads(args, column, folds, data):
+    """The 5 heads of one fold column: seed, validation rows and fit data of each (model.Head.fit's)."""
+    train, test, labels = data["train"], data["test"], data["labels"]
+    pseudo_rows, pseudo_labels = data["pseudo_rows"], data["pseudo_labels"]
     if labels.max() >= args.classes or (len(pseudo_labels) and pseudo_labels.max() >= args.classes):
         raise ValueError("labels go up to %d but the heads have %d classes" % (max(labels.max(), pseudo_labels.max()
                                                                                 if len(pseudo_labels) else 0), args.classes))
@@ -81,26 +88,59 @@ def train_column(args, settings, column, folds, data, log):
         raise ValueError("the train split has '%s' embeddings but the test split has none: embed "
                          "both splits with the same settings" % scheme)
     train_pool, test_pool = training_views(train, scheme), training_views(test, scheme)
-    val_probs = np.zeros((len(labels), args.classes), np.float32)
-    test_sum = np.zeros((len(test["embeddings"]), args.classes), np.float64)
-    records, progress = [], bar(FOLDS * args.epochs, "heads %s %s" % (args.model, column), unit="epoch")
+    heads = []
     for fold in range(FOLDS):
-        started = time.time()
-        seed = stable_seed("head", args.seed, args.model, args.classes, column, fold)
         fit_rows, val_rows = np.where(folds != fold)[0], np.where(folds == fold)[0]
-        pools = np.concatenate([train_pool[fit_rows], test_pool[pseudo_rows]])
-        fit_labels = np.concatenate([labels[fit_rows], pseudo_labels])
-        head = Head(train["embeddings"].shape[1], args.classes, settings, seed)
-        best, best_epoch, epochs, history = head.fit(pools, fit_labels, train["embeddings"][val_rows],
-                                                     labels[val_rows], args.epochs, args.patience,
-                                                     np.random.RandomState(seed), lambda: progress.update(1))
-        progress.update(args.epochs - epochs)  # the epochs early stopping saved
-        val_probs[val_rows] = head.predict(train["embeddings"][val_rows])
-        views = [test["embeddings"]] + ([test["flip"]] if "flip" in test else [])
-        test_sum += sum(head.predict(v).astype(np.float64) for v in views) / len(views)
-        record = {"column": column, "fold": fold, "val_top1": best, "best_epoch": best_epoch,
-                  "epochs": epochs, "train_rows": int(len(fit_labels)), "seconds": round(time.time() - started, 2),
-                  "history": history}
+        heads.append({"seed": stable_seed("head", args.seed, args.model, args.classes, column, fold), "val_rows": val_rows,
+                      "pools": np.concatenate([train_pool[fit_rows], test_pool[pseudo_rows]]),
+                      "labels": np.concatenate([labels[fit_rows], pseudo_labels]),
+                      "x_val": train["embeddings"][val_rows], "y_val": labels[val_rows]})
+    return heads
+
+
+def fit_one_at_a_time(args, settings, heads, views, progress):
+    """Each head on its own (model.Head): per head (val probs, test probs, fit result, seconds)."""
+    found = []
+    for head in heads:
+        started = time.time()
+        model = Head(head["pools"].shape[2], args.classes, settings, head["seed"])
+        fitted = model.fit(head["pools"], head["labels"], head["x_val"], head["y_val"], args.epochs, args.patience,
+                           np.random.RandomState(head["seed"]), lambda: progress.update(1))
+        progress.update(args.epochs - fitted[2])  # the epochs early stopping saved
+        test = sum(model.predict(v).astype(np.float64) for v in views) / len(views)
+        found.append((model.predict(head["x_val"]), test, fitted, time.time() - started))
+    return found
+
+
+def fit_together(args, settings, heads, views, progress):
+    """The heads as one batched graph (batched.Heads); each head is charged an equal share of the time."""
+    started = time.time()
+    model = Heads(heads[0]["pools"].shape[2], args.classes, settings, [h["seed"] for h in heads])
+    fitted = model.fit(heads, args.epochs, args.patience, progress.update)
+    progress.update(sum(args.epochs - f[2] for f in fitted))  # the epochs early stopping saved
+    found = [(model.probabilities(i, h["x_val"]),
+              sum(model.probabilities(i, v).astype(np.float64) for v in views) / len(views)) for i, h in enumerate(heads)]
+    seconds = (time.time() - started) / len(heads)
+    return [(val, test, fit, seconds) for (val, test), fit in zip(found, fitted)]
+
+
+def train_column(args, settings, column, folds, data, log):
+    """The 5 heads of one fold column: (val probs of every train row, summed test probs, records)."""
+    heads = _fold_heads(args, column, folds, data)
+    test = data["test"]
+    views = [test["embeddings"]] + ([test["flip"]] if "flip" in test else [])
+    val_probs = np.zeros((len(data["labels"]), args.classes), np.float32)
+    test_sum = np.zeros((len(test["embeddings"]), args.classes), np.float64)
+    progress = bar(FOLDS * args.epochs, "heads %s %s" % (args.model, column), unit="epoch")
+    fit = fit_one_at_a_time if args.one_at_a_time else fit_together
+    records = []
+    for fold, (head, (val, test_probs, fitted, seconds)) in enumerate(zip(heads, fit(args, settings, heads, views,
+                                                                                      progress))):
+        best, best_epoch, epochs, history = fitted
+        val_probs[head["val_rows"]] = val
+        test_sum += test_probs
+        record = {"column": column, "fold": fold, "val_top1": best, "best_epoch": best_epoch, "epochs": epochs,
+                  "train_rows": int(len(head["labels"])), "seconds": round(seconds, 2), "history": history}
         records.append(record)
         log("%s %s fold %d: val top-1 %.4f (best epoch %d of %d, %.1f s)"
             % (args.model, column, fold, best, best_epoch + 1, epochs, record["seconds"]))
@@ -168,6 +208,7 @@ def run(args):
                "val_top1": float(np.mean(val_probs.argmax(axis=1) == labels)),
                "mean_head_seconds": round(float(np.mean([r["seconds"] for r in records])), 2),
                "pseudo_rows": int(len(pseudo_rows)), "settings": settings,
+               "heads_trained": "one at a time" if args.one_at_a_time else "together",
                "epochs": args.epochs, "patience": args.patience, "seed": args.seed,
                "train_images": images, "test_images": test["names"]}
     write_json(os.path.join(args.out, "summary.json"), summary)

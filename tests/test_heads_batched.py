@@ -1,0 +1,106 @@
+"""The heads of a fold column trained together (services/head/batched.py) against one at a time
+(model.py) on real embeddings of a tiny benchmark, and a model whose heads are skipped
+(invoke.yaml skip_zero_weight_heads) still served by the ensemble and the evaluation."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ROOT, tiny_people
+from pipeline.context import RunContext
+from pipeline.heads import skipped_heads
+from shared import settings as settings_mod
+from shared.registry import REGISTRY_PATH
+from shared.runner import LocalRunner
+
+INVOKE = os.path.join(os.path.dirname(sys.executable), "invoke")
+MODELS = "model4_insightface,model5_dlib"
+
+
+def run(command):
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A tiny benchmark embedded by y1 (one augmented view per train image) and dlib."""
+    source = tiny_people(tmp_path_factory.mktemp("people"))
+    ws = str(tmp_path_factory.mktemp("ws") / "w")
+    for task in (["data.benchmark", "--source", source], ["align.prealigned"], ["split"],
+                 ["embed.run", "--models", MODELS, "--profile", "smoke", "--runner", "local"]):
+        run([INVOKE] + task + ["--workspace", ws])
+    return ws
+
+
+def train(ws, out, *extra):
+    args = ["--model", "model4_insightface", "--embeddings", os.path.join(ws, "embeddings", "model4_insightface"),
+            "--folds", os.path.join(ws, "folds.csv"), "--columns", "rt0", "--out", out, "--seed", "7"] + list(extra)
+    run(LocalRunner().command("head", "train", args))
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    return summary, dict((n, np.load(os.path.join(out, n + ".npy"))) for n in ("val_probs", "test_probs"))
+
+
+def test_same_seed_same_bytes_and_early_stopped_heads_keep_their_best(workspace, tmp_path):
+    first, _ = train(workspace, str(tmp_path / "a"), "--epochs", "30", "--patience", "2")
+    train(workspace, str(tmp_path / "b"), "--epochs", "30", "--patience", "2")
+    for name in ("val_probs.npy", "test_probs.npy"):
+        assert open(str(tmp_path / "a" / name), "rb").read() == open(str(tmp_path / "b" / name), "rb").read()
+    assert first["heads_trained"] == "together" and len(first["heads"]) == 5
+    stopped = [r for r in first["heads"] if r["epochs"] < 30]
+    assert stopped  # the tiny folds saturate: heads stop at different epochs
+    assert len(set(r["epochs"] for r in first["heads"])) > 1
+    for record in first["heads"]:
+        assert [len(record["history"][k]) for k in ("val_top1", "val_loss", "learning_rate")] == [record["epochs"]] * 3
+        assert record["history"]["val_top1"][record["best_epoch"]] == pytest.approx(record["val_top1"], abs=1e-5)
+    for record in stopped:  # frozen once it waited `patience` epochs without a better one
+        assert record["epochs"] == record["best_epoch"] + 1 + 2
+
+
+def test_without_dropout_together_is_the_one_at_a_time_head(workspace, tmp_path):
+    """Dropout is the one random draw the two paths make differently: without it they share the
+    initialisation, batch order, views, learning rates and Adam, so only rounding differs."""
+    registry = yaml.safe_load(open(REGISTRY_PATH))
+    registry["head_defaults"]["dropout"] = 0.0
+    path = str(tmp_path / "models.yaml")
+    yaml.safe_dump(registry, open(path, "w"))
+    found = [train(workspace, str(tmp_path / name), "--epochs", "5", "--patience", "5", "--registry", path, *extra)
+             for name, extra in (("together", []), ("one", ["--one-at-a-time"]))]
+    (together, arrays), (one, reference) = found
+    assert one["heads_trained"] == "one at a time"
+    for name in arrays:
+        assert arrays[name].shape == reference[name].shape and arrays[name].dtype == reference[name].dtype
+        assert np.abs(arrays[name] - reference[name]).max() < 1e-3
+    assert [r["epochs"] for r in together["heads"]] == [r["epochs"] for r in one["heads"]]
+    assert sorted(together) == sorted(one)
+
+
+def test_quick_skips_the_heads_of_zero_weight_models_and_faithful_trains_them():
+    config = settings_mod.load()
+    chosen = ["model4_insightface", "model5_dlib"]
+    assert skipped_heads(RunContext(config, "local", "quick"), chosen) == ["model5_dlib"]
+    assert skipped_heads(RunContext(config, "local", "faithful"), chosen) == []
+
+
+def test_a_model_without_heads_still_serves_the_baselines(workspace, tmp_path):
+    """dlib embedded, its heads skipped: the step-4 submission and the evaluation run on y1's
+    heads, and dlib still has its nearest-neighbour and SVM rows."""
+    heads = os.path.join(workspace, "heads")
+    train(workspace, os.path.join(heads, "model4_insightface", "step4"), "--epochs", "3", "--patience", "2")
+    common = ["--models", MODELS, "--heads", heads, "--embeddings", os.path.join(workspace, "embeddings"),
+              "--folds", os.path.join(workspace, "folds.csv"), "--step", "step4",
+              "--rules", json.dumps(settings_mod.load()["rules"])]
+    submission = str(tmp_path / "step4.csv")
+    run(LocalRunner().command("head", "ensemble", ["submit"] + common + ["--out", submission]))
+    assert len(open(submission).read().splitlines()) == 1 + len(os.listdir(os.path.join(workspace, "dataset", "test")))
+    reports = str(tmp_path / "reports")
+    run(LocalRunner().command("head", "evaluate", common + ["--out", reports, "--submissions", str(tmp_path),
+                                                             "--truth", os.path.join(workspace, "dataset", "test_truth.csv")]))
+    evaluation = json.load(open(os.path.join(reports, "evaluation.json")))
+    assert sorted(evaluation["models"]) == ["model4_insightface"]
+    assert sorted(evaluation["baselines"]) == ["model4_insightface", "model5_dlib"]
