@@ -60,15 +60,17 @@ def _identities(source):
     return [(name, groups[name]) for name in sorted(groups)]
 
 
-def plan(source, seed=2019, known=1000, max_train=16, unknown_share=0.05, damage_share=0.10):
-    """Decide every image's fate: [(source path, split, label, new name, damage or '')]."""
+def plan(source, seed=2019, known=1000, max_train=16, unknown_share=0.05, damage_share=0.10, min_images=2):
+    """Decide every image's fate: [(source path, split, label, new name, damage or '')].
+    Up to `known` identities are drawn among those with at least `min_images` images (2: a
+    train and a test image); the others stay candidates for the unknown test images."""
     if not 0 < known <= UNKNOWN_LABEL:
         raise ValueError("known must be in 1..%d (label %d means unknown)" % (UNKNOWN_LABEL, UNKNOWN_LABEL))
-    if not 0 <= unknown_share < 1 or not 0 <= damage_share <= 1 or max_train < 1:
-        raise ValueError("need 0 <= unknown_share < 1, 0 <= damage_share <= 1, max_train >= 1")
+    if not 0 <= unknown_share < 1 or not 0 <= damage_share <= 1 or max_train < 1 or min_images < 2:
+        raise ValueError("need 0 <= unknown_share < 1, 0 <= damage_share <= 1, max_train >= 1, min_images >= 2")
     rng = np.random.RandomState(seed)
     identities = _identities(source)
-    multi = [i for i in identities if len(i[1]) >= 2]  # known ones need a train and a test image
+    multi = [i for i in identities if len(i[1]) >= min_images]
     order = rng.permutation(len(multi))
     known_ids = [multi[i] for i in order[:known]]
     known_names = set(name for name, _ in known_ids)
@@ -106,10 +108,12 @@ def _write_csv(path, header, rows):
 
 
 def build(source, dataset_dir, seed=2019, known=1000, max_train=16, unknown_share=0.05,
-          damage_share=0.10, progress=None):
+          damage_share=0.10, progress=None, min_images=2):
     """Write the benchmark into `dataset_dir` (built in a temporary folder, then renamed)."""
     settings = {"source": os.path.abspath(source), "seed": seed, "known": known, "max_train": max_train,
                 "unknown_share": unknown_share, "damage_share": damage_share}
+    if min_images != 2:  # recorded only when set, so benchmarks built before it keep their bytes
+        settings["min_images"] = min_images
     info_path = os.path.join(dataset_dir, "benchmark.json")
     if os.path.isfile(info_path):
         with open(info_path) as f:
@@ -120,7 +124,7 @@ def build(source, dataset_dir, seed=2019, known=1000, max_train=16, unknown_shar
                               "use another workspace" % (dataset_dir, existing["settings"]))
     if os.path.exists(dataset_dir):
         raise FileExistsError("%s exists and is not a finished benchmark; remove it first" % dataset_dir)
-    rows = plan(source, seed, known, max_train, unknown_share, damage_share)
+    rows = plan(source, seed, known, max_train, unknown_share, damage_share, min_images)
     parent = os.path.dirname(os.path.abspath(dataset_dir))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".dataset-", dir=parent)

@@ -1,6 +1,7 @@
 """The benchmark builder on a small identity tree of real LFW crops."""
 import csv
 import hashlib
+import json
 import os
 import shutil
 
@@ -79,9 +80,40 @@ def test_rebuild_is_skipped_and_other_settings_refused(identities, tmp_path):
         build(identities, target, seed=4, known=10)
 
 
+def _plan_digest(rows):
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+def test_the_default_benchmark_draw_is_unchanged():
+    """invoke.yaml's default benchmark, pinned: options added since keep its every choice."""
+    rows = plan(require(LFW))
+    assert len(rows) == 6058
+    assert _plan_digest(rows) == "1908b4dec30deec18e8cf929c2492bae12937073813eff97464ae1de93d5f9d4"
+
+
+def test_min_images_draws_known_identities_among_those_with_enough_images(identities, tmp_path):
+    sizes = dict((name, len(os.listdir(os.path.join(identities, name)))) for name in os.listdir(identities))
+    info = build(identities, str(tmp_path / "dataset"), seed=5, known=12, min_images=3, unknown_share=0.2)
+    provenance = _read(str(tmp_path / "dataset" / "provenance.csv"))
+    truth = dict((r["image"], int(r["label"])) for r in _read(str(tmp_path / "dataset" / "test_truth.csv")))
+    train = dict((r["image"], int(r["label"])) for r in _read(str(tmp_path / "dataset" / "train.csv")))
+    known = set(r["source"].split("/")[0] for r in provenance if r["image"] in train)
+    assert len(known) == info["counts"]["known_identities"] == 12
+    assert min(sizes[name] for name in known) >= 3 and min(sizes.values()) < 3  # a real filter
+    assert abs(info["counts"]["test_unknown"] / float(len(truth)) - 0.2) < 0.05
+    assert info["settings"]["min_images"] == 3
+    assert "min_images" not in build(identities, str(tmp_path / "default"), seed=5, known=12)["settings"]
+    again = plan(identities, seed=5, known=12, min_images=3, unknown_share=0.2)
+    assert again == plan(identities, seed=5, known=12, min_images=3, unknown_share=0.2)
+    assert again != plan(identities, seed=6, known=12, min_images=3, unknown_share=0.2)
+    assert sorted(r[3] for r in again) == sorted(r["image"] for r in provenance)
+
+
 def test_bad_settings_and_trees(identities, tmp_path):
     with pytest.raises(ValueError, match="known"):
         plan(identities, known=1001)
+    with pytest.raises(ValueError, match="min_images >= 2"):
+        plan(identities, min_images=1)
     (tmp_path / "flat.jpg").write_bytes(b"x")
     with pytest.raises(ValueError, match="<identity>/<image>"):
         plan(str(tmp_path))
