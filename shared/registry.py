@@ -40,6 +40,11 @@ class Registry(object):
         self.engines = data["engines"]
         self.models = data["models"]
 
+    def with_models(self, models):
+        """This registry's data with other model entries, as YAML would hold it (a --registry file)."""
+        return {"engines": self.engines, "groups": self.groups, "head_defaults": self.head_defaults,
+                "models": models}
+
     def names(self, family=None, original=None):
         return [name for name, entry in sorted(self.models.items())
                 if (family is None or entry["family"] == family)

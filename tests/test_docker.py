@@ -113,8 +113,7 @@ def facenet_graph(docker_runner):
     entry["weights"] = dict(entry["weights"], dir="frozen", files=FORMATS["frozen"])
     registry_path = os.path.join(root, "models.yaml")
     with open(registry_path, "w") as f:
-        yaml.safe_dump({"groups": base.groups, "head_defaults": base.head_defaults,
-                        "models": {"facenet_frozen": entry}}, f)
+        yaml.safe_dump(base.with_models({"facenet_frozen": entry}), f)
     return registry_path, root
 
 

@@ -81,7 +81,7 @@ def generated(tmp_path_factory):
     assert set(FORMATS["checkpoint"]) <= set(os.listdir(root / "checkpoint"))
     # A registry holding model6_facenet's entry twice, once per format of the generated graph.
     base = registry_mod.load()
-    data = {"groups": base.groups, "head_defaults": base.head_defaults, "models": {}}
+    data = base.with_models({})
     for name, files in FORMATS.items():
         entry = copy.deepcopy(base.models["model6_facenet"])
         entry["weights"] = dict(entry["weights"], dir=name, files=files)
