@@ -67,6 +67,7 @@ def test_without_dropout_together_is_the_one_at_a_time_head(workspace, tmp_path)
     initialisation, batch order, views, learning rates and Adam, so only rounding differs."""
     registry = yaml.safe_load(open(REGISTRY_PATH))
     registry["head_defaults"]["dropout"] = 0.0
+    registry["head_defaults"]["train_matmul"] = "float32"  # model.Head's arithmetic (bfloat16 rounds ~1e-2)
     path = str(tmp_path / "models.yaml")
     yaml.safe_dump(registry, open(path, "w"))
     found = [train(workspace, str(tmp_path / name), "--epochs", "5", "--patience", "5", "--registry", path, *extra)

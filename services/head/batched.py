@@ -3,7 +3,9 @@ live head's forward and backward pass and a fused Adam update (TF's ResourceAppl
 so TensorFlow overlaps the heads on the cores. The same math as model.Head one head at a time:
 each head starts from that head's initialisation, draws its own batch order and views from its
 own generator, has its own dropout mask, cyclical learning rate and Adam state, and stops early
-on its own; a stopped head is frozen (it leaves the graph) and keeps its best weights.
+on its own; a stopped head is frozen (it leaves the graph) and keeps its best weights. One
+difference by choice: the training matmuls run in head_defaults train_matmul (bfloat16: float32
+weights, Adam moments and updates; the matmuls' rounding only), validation and test in float32.
 
 Why: at the original's batch size one head's step is small (a 32-row batch through a 2048 x C
 layer), so one Python call and an unfused Adam update (a pass over the weights per operation)
@@ -34,10 +36,17 @@ class Heads(object):
                         for head in initial]
         self.steps = {}  # the step graph of each set of heads taking a step together
 
-    def _logits(self, head, x, keep=None):
+    def _logits(self, head, x, keep=None, dtype="float32"):
+        """The two matmuls in `dtype` (bfloat16: AVX512-BF16 kernels; the gradients flow back
+        through the casts to the float32 weights), bias, ReLU, dropout and logits in float32."""
+        tf = self.tf
         w1, b1, w2, b2 = self.weights[head]
-        hidden = self.tf.nn.relu(self.tf.matmul(x, w1) + b1)
-        return self.tf.matmul(hidden if keep is None else hidden * keep, w2) + b2
+
+        def matmul(a, w):
+            return tf.cast(tf.matmul(tf.cast(a, dtype), tf.cast(w, dtype)), tf.float32)
+
+        hidden = tf.nn.relu(matmul(x, w1) + b1)
+        return matmul(hidden if keep is None else hidden * keep, w2) + b2
 
     def _step_graph(self, heads):
         """One batch of each head in `heads` (a tuple), their rows stacked in head order: x, y,
@@ -60,7 +69,7 @@ class Heads(object):
                     keep = tf.cast(tf.random.stateless_uniform(shape, seeds[i]) >= rate, tf.float32) / (1.0 - rate)
                     # each head's own mean loss: their sum gives each head its own gradient
                     total += tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                        labels=ys[i], logits=self._logits(h, xs[i], keep)))
+                        labels=ys[i], logits=self._logits(h, xs[i], keep, self.settings["train_matmul"])))
             grads = tape.gradient(total, variables)
             for i, h in enumerate(heads):
                 for j, (weight, (m, v)) in enumerate(zip(self.weights[h], self.moments[h])):
