@@ -104,15 +104,19 @@ class Graph(object):
         embedded = dict((model, self.embed(model, shards, [align])) for model in chosen)
         heads, pseudo, submits = {}, None, []
         trained = head_models(ctx, chosen, log=True)
+        # A model without heads (weight 0) is still read by the distance rule where its distance
+        # weight is not 0, and by the evaluation's baselines: they wait for its embeddings.
+        distance = [f for m in chosen if ctx.registry.model(m)["ensemble"]["distance"] > 0 for f in embedded[m]]
         for step in STEPS:
             if step in PSEUDO_SOURCE:
                 pseudo = self.submit("pseudo " + step, pseudo_stage, (chosen, step),
-                                     heads[PSEUDO_SOURCE[step]] + ([pseudo] if pseudo else []))
+                                     heads[PSEUDO_SOURCE[step]] + ([pseudo] if pseudo else []) + distance)
             heads[step] = [self.heads(model, step, embedded[model] + [split] + ([pseudo] if pseudo else []))
                            for model in trained]
-            submits.append(self.submit("submit " + step, submit_stage, (chosen, step), heads[step]))
+            submits.append(self.submit("submit " + step, submit_stage, (chosen, step), heads[step] + distance))
         final = self.submit("final", workflow._final, (), submits)
-        self.submit("evaluate", evaluate_stage, (chosen,), [final] + [h for hs in heads.values() for h in hs])
+        self.submit("evaluate", evaluate_stage, (chosen,), [final] + [h for hs in heads.values() for h in hs]
+                    + [f for m in chosen for f in embedded[m]])
 
 
 def run_all(ctx, spec, shards, models):
