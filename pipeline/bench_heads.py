@@ -2,31 +2,23 @@
 reference) and together (batched.Heads, the default) on the same embeddings, interleaved in one
 run, over several seeds: heads/s, head-epochs/s, CPU-seconds, and validation accuracy."""
 import os
-import resource
 import shutil
-import time
 
 from invoke import task
 
 from pipeline import context
+from pipeline.bench_embed import measured
 from pipeline.heads import head_job
 from shared.storage import read_json
 
 PATHS = (("one at a time", ["--one-at-a-time"]), ("together", []))
 
 
-def _child_cpu():
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run_one(ctx, args, out):
     """One `train` of the column into `out`: its figures (the service's own clock for the heads;
     CPU-seconds of the service process, which only a local runner shows)."""
     shutil.rmtree(out, ignore_errors=True)
-    started, cpu = time.time(), _child_cpu()
-    ctx.runner.run("head", "train", args + ["--out", out])
-    wall, cpu = time.time() - started, _child_cpu() - cpu
+    _, wall, cpu = measured(lambda out: ctx.runner.run("head", "train", args + ["--out", out]), out)
     summary = read_json(os.path.join(out, "summary.json"))
     heads = summary["heads"]
     seconds = sum(r["seconds"] for r in heads)
