@@ -10,7 +10,16 @@ WORKSPACE ?= workspace
 
 setup: $(VENVS)/tasks/.ready $(SERVICES:%=$(VENVS)/%/.ready)
 
-# One virtualenv per service, rebuilt when its pinned requirements change.
+# dlib with OpenBLAS, compiled once into the wheelhouse .whl/ (services/dlib/build-wheel.sh says
+# why); rebuilt when the dlib service's pins change. The venv and the image install this wheel.
+DLIB_WHEEL := .whl/.dlib-built
+$(DLIB_WHEEL): services/dlib/requirements.txt services/dlib/build-wheel.sh
+	PYTHON=$(PYTHON) services/dlib/build-wheel.sh
+	touch $@
+$(VENVS)/dlib/.ready: $(DLIB_WHEEL)
+
+# One virtualenv per service, rebuilt when its pinned requirements change. Local wheels (.whl/)
+# come first; dlib is never compiled by pip (only the wheel above).
 $(VENVS)/tasks/.ready: requirements.txt
 	rm -rf $(VENVS)/tasks && $(PYTHON) -m venv $(VENVS)/tasks
 	$(VENVS)/tasks/bin/pip install -q -r requirements.txt
@@ -18,13 +27,13 @@ $(VENVS)/tasks/.ready: requirements.txt
 
 $(VENVS)/%/.ready: services/%/requirements.txt
 	rm -rf $(VENVS)/$* && $(PYTHON) -m venv $(VENVS)/$*
-	$(VENVS)/$*/bin/pip install -q -r services/$*/requirements.txt
+	$(VENVS)/$*/bin/pip install -q --find-links .whl --only-binary dlib -r services/$*/requirements.txt
 	touch $@
 
 # Every service's Docker image (docker/<service>.Dockerfile, else the bookworm template
 # docker/service.Dockerfile). Needs a Docker engine (as root, docker/start-engine.sh starts
 # one); base images are made offline where no registry answers.
-images: $(VENVS)/tasks/.ready
+images: $(VENVS)/tasks/.ready $(DLIB_WHEEL)
 	$(INVOKE) images.build
 
 # Builds the LFW benchmark, aligns, embeds with every model whose weights are present, trains

@@ -11,8 +11,9 @@
 # Run:  docker run --rm --network none IMAGE embed --model model5_dlib ...  (README)
 ARG BASE_IMAGE=debian:bookworm-slim
 
-# Optional local wheels: .whl/ in the project root, when present (a host whose pip keeps the CPU
-# torch wheel locally puts it there); without it, this stage is empty.
+# Local wheels: .whl/ in the project root. The dlib image needs the OpenBLAS dlib wheel that
+# services/dlib/build-wheel.sh puts there (`make images` builds it first); a host whose pip keeps
+# the CPU torch wheel locally puts that there too. Without the folder, this stage is empty.
 FROM scratch AS wheelhouse
 COPY .whl* /
 
@@ -57,7 +58,8 @@ RUN --mount=type=bind,from=wheelhouse,target=/wheels \
       /opt/venv/bin/pip install --disable-pip-version-check --no-deps --find-links /wheels \
         ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"} "$torch"; \
     fi \
- && /opt/venv/bin/pip install --disable-pip-version-check -r "$requirements"
+ && /opt/venv/bin/pip install --disable-pip-version-check --find-links /wheels --only-binary dlib \
+      -r "$requirements"
 
 # The code last: editing it rebuilds only these small layers. Weights are mounted at run time.
 COPY docker/entrypoint.sh /usr/local/bin/faces-run

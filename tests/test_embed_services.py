@@ -61,6 +61,8 @@ def test_same_person_is_closer_than_different_person(faces, tmp_path, service, m
     meta = read_json(files["meta"])
     assert meta["model"] == model and meta["dim"] == 128 and meta["counts"]["images"] == 2 * PEOPLE
     assert all(len(digest) == 64 for digest in meta["weights"]["files"].values())
+    if service == "dlib":  # the OpenBLAS build (services/dlib/build-wheel.sh), not dlib-bin
+        assert meta["versions"]["blas"] is True, meta["versions"]
 
 
 @pytest.mark.parametrize("service,model,crop", SERVICES[:2])

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds the dlib that services/dlib/requirements.txt pins from its source distribution, against
+# OpenBLAS, into the project's wheelhouse (.whl/). `make setup` and `make images` run it once; the
+# local .venvs/dlib and the faces/dlib image both install that one wheel (pip never compiles dlib
+# on its own: --only-binary dlib).
+# Why not PyPI's dlib-bin: it has no BLAS, so the ResNet descriptor runs dlib's own matrix code;
+# this build embeds 5x more images per CPU-second with descriptors within 4.8e-7 (README, speed).
+# No GUI and no codecs beyond PNG and JPEG (the Python module's own loaders need those two), so at
+# run time the wheel needs OpenBLAS, libpng and libjpeg (services/dlib/image.conf installs them).
+# Needs cmake, g++ and libopenblas-dev (Debian) and PYTHON (default python3.11) with its headers.
+# Compiling takes about 15 CPU-minutes.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PYTHON=${PYTHON:-python3.11}
+pin=$(grep -o '^dlib==[^ ]*' services/dlib/requirements.txt) \
+  || { echo "build-wheel.sh: services/dlib/requirements.txt pins no dlib==VERSION" >&2; exit 2; }
+for tool in cmake g++ objdump; do
+  command -v "$tool" >/dev/null || { echo "build-wheel.sh: $tool is missing (apt-get install cmake g++ libopenblas-dev)" >&2; exit 2; }
+done
+[ -e /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h ] || [ -e /usr/include/openblas/cblas.h ] \
+  || { echo "build-wheel.sh: OpenBLAS headers are missing (apt-get install libopenblas-dev)" >&2; exit 2; }
+
+settings=()
+for option in DLIB_USE_BLAS=ON DLIB_USE_LAPACK=ON DLIB_USE_CUDA=OFF DLIB_NO_GUI_SUPPORT=ON \
+              DLIB_GIF_SUPPORT=OFF DLIB_WEBP_SUPPORT=OFF DLIB_JXL_SUPPORT=OFF DLIB_LINK_WITH_SQLITE3=OFF; do
+  settings+=(--config-settings=--build-option=--set --config-settings=--build-option="$option")
+done
+
+mkdir -p .whl
+build=$(mktemp -d .whl/.dlib-build.XXXXXX)  # the wheelhouse only ever holds a finished wheel
+trap 'rm -rf "$build"' EXIT
+echo "build-wheel.sh: compiling $pin with OpenBLAS (about 15 CPU-minutes)"
+"$PYTHON" -m pip wheel --quiet --disable-pip-version-check --no-deps --no-binary dlib \
+  --no-cache-dir -w "$build" "$pin" "${settings[@]}"
+wheel=$(ls "$build"/dlib-*.whl)
+# dlib's CMake silently builds without BLAS when it finds none: refuse such a wheel.
+python3 - "$wheel" "$build/module.so" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    name = next(n for n in z.namelist() if n.startswith("_dlib_pybind11") and n.endswith(".so"))
+    open(sys.argv[2], "wb").write(z.read(name))
+PY
+objdump -p "$build/module.so" | grep -q 'NEEDED.*libopenblas' \
+  || { echo "build-wheel.sh: $wheel does not link OpenBLAS (is libopenblas-dev installed?)" >&2; exit 1; }
+rm -f .whl/dlib-*.whl
+mv "$wheel" .whl/
+echo "build-wheel.sh: $(basename "$wheel") in .whl/"
