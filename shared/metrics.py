@@ -11,13 +11,18 @@ def top_k(probs, k=5, class_ids=None):
     return columns if class_ids is None else np.asarray(class_ids)[columns]
 
 
+def reciprocal_ranks(truth, ranked):
+    """Per row: 1/rank of the true label within the first five, 0 if absent."""
+    out = np.zeros(len(truth))
+    for i, (label, row) in enumerate(zip(truth, ranked)):
+        hits = [k for k, guess in enumerate(list(row)[:5]) if guess == label]
+        out[i] = 1.0 / (hits[0] + 1) if hits else 0.0
+    return out
+
+
 def map_at_5(truth, ranked):
     """Mean over rows of 1/rank of the true label within the first five, 0 if absent."""
-    score = 0.0
-    for label, row in zip(truth, ranked):
-        hits = [i for i, guess in enumerate(list(row)[:5]) if guess == label]
-        score += 1.0 / (hits[0] + 1) if hits else 0.0
-    return score / max(len(truth), 1)
+    return float(reciprocal_ranks(truth, ranked).sum() / max(len(truth), 1))
 
 
 def scores(truth, ranked):

@@ -196,3 +196,16 @@ def test_unknown_rule_tuned_on_validation_folds_finds_the_planted_threshold(tmp_
     flagged = pseudo_labels(probs, np.full(len(labels), 1.9), tuned) == UNKNOWN
     assert flagged[100:].all() and not flagged[:100].any()
     assert tuned_rules(args, registry_mod.load(), ["model4_insightface"], RULES) is RULES
+
+
+def test_unknown_share_is_recovered_from_a_mixture_of_the_validation_histograms():
+    """The nearest-neighbour baseline weighs its validation folds by the test's unknown share,
+    estimated without test labels: the EM estimate must find the share a test set was drawn with."""
+    from services.head.baselines import unknown_share
+
+    rng = np.random.RandomState(0)
+    known, unknown = rng.normal(0.7, 0.1, 4000), rng.normal(0.3, 0.1, 2000)  # validation best similarities
+    for share in (0.02, 0.05, 0.2):
+        n_unknown = int(share * 3000)
+        test = np.concatenate([rng.normal(0.7, 0.1, 3000 - n_unknown), rng.normal(0.3, 0.1, n_unknown)])
+        assert unknown_share(known, unknown, test) == pytest.approx(share, abs=0.015)

@@ -2,7 +2,7 @@
 import numpy as np
 
 from shared.ensemble import UNKNOWN, unit_rows
-from shared.metrics import map_at_5, scores
+from shared.metrics import reciprocal_ranks, scores
 from shared.submission import fill_top5
 
 NN_THRESHOLDS = np.linspace(-0.2, 0.9, 111)  # cosine similarity: "unknown" below it
@@ -25,21 +25,48 @@ def _rank(best, classes, threshold):
     return np.array([fill_top5([UNKNOWN] + list(r[:4]) if u else r) for r, u in zip(ranked, unknown)])
 
 
-def nearest_neighbour(train, labels, test, folds):
-    """Classes ranked by their nearest train image; "unknown" first when even the nearest is
-    farther than a threshold. The threshold is tuned on the validation folds of `folds`
-    (train rows whose identity is absent from the other folds play the unknowns), never on
-    the test truth."""
-    candidates = NN_THRESHOLDS
-    gains = np.zeros(len(candidates))
+def _validation_folds(train, labels, folds):
+    """Per fold of `folds`: the fold's best class similarities against the other folds, and its
+    truth (rows whose identity is absent from the other folds play the unknowns)."""
     for fold in np.unique(folds):
         gallery, probe = folds != fold, folds == fold
         best, classes = _class_similarity(train[gallery], labels[gallery], train[probe])
-        truth = np.where(np.isin(labels[probe], classes), labels[probe], UNKNOWN)
-        gains += [map_at_5(truth, _rank(best, classes, t)) * probe.sum() for t in candidates]
-    threshold = float(candidates[int(np.argmax(gains))])
+        yield best, classes, np.where(np.isin(labels[probe], classes), labels[probe], UNKNOWN)
+
+
+def unknown_share(known_best, unknown_best, test_best, bins=np.linspace(-0.2, 1.0, 61)):
+    """The test set's share of unknown faces, estimated without its labels: EM on the test's best
+    similarities, a mixture of the validation's known and unknown best-similarity histograms."""
+    known = np.histogram(known_best, bins)[0] + 0.5
+    unknown = np.histogram(unknown_best, bins)[0] + 0.5
+    known, unknown = known / known.sum(), unknown / unknown.sum()
+    column = np.clip(np.digitize(test_best, bins) - 1, 0, len(bins) - 2)
+    share = 0.1
+    for _ in range(200):
+        share = float(np.mean(share * unknown[column] / (share * unknown[column] + (1 - share) * known[column])))
+    return share
+
+
+def nearest_neighbour(train, labels, test, folds):
+    """Classes ranked by their nearest train image; "unknown" first when even the nearest is
+    less similar than a threshold, tuned on the validation folds of `folds`, never on the test
+    truth. The folds hold far more unknowns (identities with one image) than a test set does,
+    so each threshold's MAP@5 weighs known and unknown rows by the test's unknown share,
+    estimated from the test's similarities alone (unknown_share). Returns the ranking, the
+    threshold and that share."""
+    parts = list(_validation_folds(train, labels, folds))
+    truth = np.concatenate([t for _, _, t in parts])
+    unknown = truth == UNKNOWN
     best, classes = _class_similarity(train, labels, test)
-    return _rank(best, classes, threshold), threshold
+    validation_best = np.concatenate([b.max(axis=1) for b, _, _ in parts])
+    share = unknown_share(validation_best[~unknown], validation_best[unknown], best.max(axis=1))
+    gains = []
+    for t in NN_THRESHOLDS:
+        rr = np.concatenate([reciprocal_ranks(tr, _rank(b, c, t)) for b, c, tr in parts])
+        gains.append((1 - share) * rr[~unknown].mean() + share * rr[unknown].mean()
+                     if unknown.any() and (~unknown).any() else rr.mean())
+    threshold = round(float(NN_THRESHOLDS[int(np.argmax(gains))]), 4)
+    return _rank(best, classes, threshold), threshold, share
 
 
 def nearest_neighbour_sweep(train, labels, test, truth, chosen):

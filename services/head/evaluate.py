@@ -3,6 +3,7 @@ model, step, ensemble and baseline against the test truth.
 
     evaluate --models A,B --heads H --embeddings E --folds folds.csv --step step7 --out reports/
              --rules JSON --truth test_truth.csv --submissions S [--no-face FILE] [--registry R]
+Scores S/<step>.csv per step and S/prototypes.csv when present.
 Writes evaluation.json and evaluation.md into --out, and diagnostics.json: what the report plots
 (services/head/diagnostics.py).
 """
@@ -27,6 +28,7 @@ from shared.storage import write_json, write_text  # noqa: E402
 from shared.submission import read_submission  # noqa: E402
 
 DIAGNOSTICS = "diagnostics.json"
+PROTOTYPES = "prototypes"  # <submissions>/prototypes.csv, when the prototypes program wrote one
 
 
 def _truth(path, names):
@@ -58,16 +60,21 @@ def cmd_evaluate(args, registry, models, rules):
                                mean_head_seconds=head["mean_head_seconds"])
         train = load_split(os.path.join(args.embeddings, model), "train", images)["embeddings"]
         test = load_split(os.path.join(args.embeddings, model), "test", names)["embeddings"]
-        nn_ranked, threshold = nearest_neighbour(train, labels, test, columns["rt0"])
+        nn_ranked, threshold, share = nearest_neighbour(train, labels, test, columns["rt0"])
         nn_sweeps[model] = nearest_neighbour_sweep(train, labels, test, truth, threshold)
         svm_ranked = linear_svm(train, labels, test, rules["svm_unknown_score"])
-        report["baselines"][model] = {"nearest_neighbour": dict(scores(truth, nn_ranked), threshold=threshold),
+        report["baselines"][model] = {"nearest_neighbour": dict(scores(truth, nn_ranked), threshold=threshold,
+                                                                estimated_unknown_share=round(share, 4)),
                                       "linear_svm": scores(truth, svm_ranked)}
     for step in steps:
         path = os.path.join(args.submissions, step + ".csv")
         if os.path.isfile(path):
             sub_names, ranked = read_submission(path)
             report["ensemble"][step] = scores(_truth(args.truth, sub_names), ranked)
+    path = os.path.join(args.submissions, PROTOTYPES + ".csv")
+    if os.path.isfile(path):  # the prototypes program's submission (ensemble.prototypes)
+        sub_names, ranked = read_submission(path)
+        report[PROTOTYPES] = scores(_truth(args.truth, sub_names), ranked)
     report["systems"] = systems(report, steps)
     write_json(os.path.join(args.out, "evaluation.json"), report)
     write_json(os.path.join(args.out, DIAGNOSTICS),
@@ -99,12 +106,14 @@ def render(report, steps):
 
 
 def systems(report, steps):
-    """The test-set rows of the table (and the report's bar chart): ensemble per step, then each
-    model's baselines."""
+    """The test-set rows of the table (and the report's bar chart): ensemble per step, the
+    prototypes submission when there is one, then each model's baselines."""
     rows = [("ensemble %s" % s, report["ensemble"][s]) for s in steps if s in report["ensemble"]]
+    rows += [("class prototypes", report[PROTOTYPES])] if PROTOTYPES in report else []
     for model, base in sorted(report["baselines"].items()):
-        rows.append(("nearest neighbour (%s, threshold %.3f)" % (model, base["nearest_neighbour"]["threshold"]),
-                     base["nearest_neighbour"]))
+        nn = base["nearest_neighbour"]
+        rows.append(("nearest neighbour (%s, threshold %.3f, unknown share %.3f)"
+                     % (model, nn["threshold"], nn["estimated_unknown_share"]), nn))
         rows.append(("linear SVM (%s)" % model, base["linear_svm"]))
     return [dict(scores, system=name) for name, scores in rows]
 
