@@ -1,5 +1,8 @@
 """`align` collection: face crops at every size the models read."""
+import csv
+import io
 import os
+import time
 
 from invoke import task
 
@@ -26,16 +29,58 @@ def crops_for(ctx, models=None):
     return sorted(set(ctx.registry.model(name)["input"]["crop"] for name in names))
 
 
+def orientation_fix(ctx):
+    """The profile's `orientation_fix`: true or false, never assumed when absent or misspelt."""
+    value = ctx.profile.get("orientation_fix")
+    if not isinstance(value, bool):
+        raise ValueError("invoke.yaml profile '%s': orientation_fix must be true or false, not %r"
+                         % (ctx.profile_name, value))
+    return value
+
+
+def orientation_stage(ctx, lists):
+    """{split: names to turn upright}: the crops shared/orientation.py finds upside down, fitted on
+    the train crops without labels, when the profile's orientation_fix is on, else none. The
+    scores go to aligned/orientation.csv; with the fix off a stale one is removed."""
+    from shared import orientation
+
+    table = os.path.join(ctx.paths["aligned"], "orientation.csv")
+    if not orientation_fix(ctx):
+        if os.path.isfile(table):
+            os.remove(table)
+        return {}
+    started, rows, flagged = time.time(), {}, {}
+    for split, names in sorted(lists.items()):
+        rows[split] = orientation.features([os.path.join(ctx.paths["dataset"], split, n) for n in names])
+    weights = orientation.fit(rows["train"])
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["split", "image", "p_upside_down", "rotated"])
+    for split, names in sorted(lists.items()):
+        p = orientation.upside_down(weights, rows[split])
+        flagged[split] = [name for name, q in zip(names, p) if q > orientation.THRESHOLD]
+        writer.writerows([split, name, "%.6f" % q, int(q > orientation.THRESHOLD)] for name, q in zip(names, p))
+    write_text(table, out.getvalue())
+    print("orientation: %s turned upright (%.1f s)" % (", ".join(
+        "%s %d of %d" % (split, len(flagged[split]), len(lists[split])) for split in sorted(lists)),
+        time.time() - started))
+    return flagged
+
+
 def prealigned_stage(ctx, crops):
-    """Every crop size derived from input already aligned to the 112x112 template."""
+    """Every crop size derived from input already aligned to the 112x112 template, upside-down
+    crops turned upright where the profile says so (orientation_stage)."""
     from shared.crops import derive_prealigned
 
     paths = ctx.paths
-    for split, names in sorted(dataset_lists(paths["dataset"]).items()):
+    lists = dataset_lists(paths["dataset"])
+    flagged = orientation_stage(ctx, lists)
+    for split, names in sorted(lists.items()):
         out_dirs = dict((crop, os.path.join(paths["aligned"], crop, split)) for crop in crops)
         written = derive_prealigned(os.path.join(paths["dataset"], split), names, out_dirs,
                                     progress=progress("align " + split),
-                                    manifest=os.path.join(paths["aligned"], split + "_sources.json"))
+                                    manifest=os.path.join(paths["aligned"], split + "_sources.json"),
+                                    rotate=flagged.get(split, ()))
         write_text(os.path.join(paths["aligned"], split + ".txt"), "".join(n + "\n" for n in names))
         print("aligned %s: %d images, %d new crop files (%s)" % (split, len(names), written, ", ".join(crops)))
 
@@ -57,10 +102,10 @@ def detect_stage(ctx, crops, detectors="auto", blur_retry=True, weights=()):
 
 
 @task(help={"crops": "comma-separated crop sizes (default: every size the registry uses)",
-            "workspace": "workspace folder"})
-def prealigned(c, crops=None, workspace=None):
+            "profile": "settings profile from invoke.yaml (its orientation_fix)", "workspace": "workspace folder"})
+def prealigned(c, crops=None, profile=None, workspace=None):
     """Derive every crop size from input already aligned to the 112x112 template."""
-    ctx = context.from_task(c, workspace)
+    ctx = context.from_task(c, workspace, profile=profile)
     prealigned_stage(ctx, crops.split(",") if crops else crops_for(ctx))
 
 

@@ -8,6 +8,8 @@ import hashlib
 import os
 import shutil
 
+import numpy as np
+
 from shared.images import CROP_JPEG_QUALITY, load_rgb, save_rgb
 from shared.storage import read_json, write_json
 from shared.template import derive_from_112
@@ -18,32 +20,50 @@ def _sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def derive_prealigned(src_dir, names, out_dirs, progress=None, manifest=None):
-    """Write out_dirs[crop]/<name> for each name and crop; existing files are kept (resume)
-    where `manifest` (a JSON file of each source's sha256, rewritten here) shows their source
-    unchanged, so an image replaced under the same name is cropped again.
+ROTATED = " rot180"  # a manifest entry's suffix: the crops were derived from the source turned 180 degrees
 
-    The 112x112 crop is copied byte for byte; the others are re-encoded (JPEG at
-    CROP_JPEG_QUALITY for .jpg names, lossless otherwise). Returns the number of files written."""
-    written, digests = 0, {}
+
+def load_template_crop(path):
+    """The RGB array of a crop already on the 112x112 template; a clear error naming the file
+    otherwise (pre-aligned input that was never aligned)."""
+    image = load_rgb(path)
+    if image.shape[:2] != (112, 112):
+        raise ValueError("cannot use '%s' as pre-aligned: it is %dx%d, not a 112x112 template "
+                         "crop (run the alignment step instead)" % (path, image.shape[1], image.shape[0]))
+    return image
+
+
+def derive_prealigned(src_dir, names, out_dirs, progress=None, manifest=None, rotate=()):
+    """Write out_dirs[crop]/<name> for each name and crop; existing files are kept (resume)
+    where `manifest` (a JSON file of each source's sha256 + ROTATED if turned, rewritten here)
+    shows their source unchanged, so an image replaced under the same name is cropped again.
+
+    The names in `rotate` are turned 180 degrees before any crop is derived (upside-down input,
+    shared/orientation.py); the manifest records it, so a name that enters or leaves `rotate`
+    is cropped again and no crop of the other orientation stays behind.
+
+    The 112x112 crop is copied byte for byte unless rotated; the others, and rotated 112 crops,
+    are re-encoded (JPEG at CROP_JPEG_QUALITY for .jpg names, lossless otherwise). Returns the
+    number of files written."""
+    written, states, rotate = 0, {}, set(rotate)
     known = read_json(manifest) if manifest and os.path.isfile(manifest) else {}
     for name in (progress(names) if progress else names):
         source = os.path.join(src_dir, name)
-        digests[name] = _sha256(source) if manifest and os.path.isfile(source) else None
+        digest = _sha256(source) if manifest and os.path.isfile(source) else None
+        states[name] = digest and digest + (ROTATED if name in rotate else "")
         targets = [(crop, os.path.join(folder, name)) for crop, folder in sorted(out_dirs.items())]
         todo = [(crop, path) for crop, path in targets
-                if not os.path.isfile(path) or (manifest and known.get(name) != digests[name])]
+                if not os.path.isfile(path) or (manifest and known.get(name) != states[name])]
         if not todo:
             continue
-        image = load_rgb(source)
-        if image.shape[:2] != (112, 112):
-            raise ValueError("cannot use '%s' as pre-aligned: it is %dx%d, not a 112x112 template "
-                             "crop (run the alignment step instead)" % (source, image.shape[1], image.shape[0]))
+        image = load_template_crop(source)
+        if name in rotate:
+            image = np.ascontiguousarray(image[::-1, ::-1])
         for crop, path in todo:
             folder = os.path.dirname(path)
             if not os.path.isdir(folder):
                 os.makedirs(folder, exist_ok=True)
-            if crop == "112x112":
+            if crop == "112x112" and name not in rotate:
                 tmp = path + ".tmp"
                 shutil.copyfile(source, tmp)
                 os.rename(tmp, path)
@@ -51,5 +71,5 @@ def derive_prealigned(src_dir, names, out_dirs, progress=None, manifest=None):
                 save_rgb(path, derive_from_112(image, crop), quality=CROP_JPEG_QUALITY)
             written += 1
     if manifest:
-        write_json(manifest, digests)
+        write_json(manifest, states)
     return written
