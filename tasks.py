@@ -10,6 +10,7 @@ Settings: invoke.yaml beside this file, read through invoke's config (pipeline/c
     invoke embed.run --models A,B  embed train and test with each model's service
     invoke heads.train             one step's Keras heads per model
     invoke ensemble.pseudo / ensemble.submit   a step's ensemble -> pseudo-labels / submission
+    invoke ensemble.prototypes --models A,B   class prototypes of fused embeddings -> submissions/prototypes.csv
     invoke evaluate                MAP@5 etc. per model, step and baseline (pipeline/evaluate.py)
     invoke report                  reports/index.html: plots, training curves, worst errors (pipeline/report.py)
     invoke bench.lfw-pairs --model NAME / bench.align   accuracy and speed figures

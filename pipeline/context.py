@@ -91,6 +91,10 @@ class RunContext(object):
         """A stamped stage: re-runs only when an output is missing or an input changed."""
         return Stage(self.paths["stamps"], name, inputs, outputs, params)
 
+    def requested_models(self, override=None):
+        """What `invoke all` embeds: `--models`, else the profile's `models`, else invoke.yaml's."""
+        return override or self.profile.get("models") or self.config["models"]
+
     def workers(self, entry):
         return self.config["workers"].get(entry["family"], 1)
 

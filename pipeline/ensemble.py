@@ -1,5 +1,5 @@
 """`ensemble` collection: a step's heads combined into pseudo-labels or a submission (the head
-service's `ensemble` program)."""
+service's `ensemble` program), and the heads-free `prototypes` submission (its `prototypes` program)."""
 import json
 import os
 
@@ -15,10 +15,13 @@ def ensemble_args(ctx, models, step, out):
     paths = ctx.paths
     args = ["--models", ",".join(models), "--heads", paths["heads"], "--embeddings", paths["embeddings"],
             "--folds", paths["folds"], "--step", step, "--out", out, "--rules", json.dumps(ctx.config["rules"])]
-    no_face = os.path.join(paths["aligned"], "no_face_test.txt")
-    if os.path.isfile(no_face):
-        args += ["--no-face", no_face]
-    return args
+    return args + _no_face_args(ctx)
+
+
+def _no_face_args(ctx):
+    """`--no-face` when the alignment found test images without a face."""
+    no_face = os.path.join(ctx.paths["aligned"], "no_face_test.txt")
+    return ["--no-face", no_face] if os.path.isfile(no_face) else []
 
 
 def _ensemble_stage(ctx, command, models, step, out, previous=None):
@@ -46,6 +49,20 @@ def pseudo_stage(ctx, models, target):
     _ensemble_stage(ctx, "pseudo", models, PSEUDO_SOURCE[target], os.path.join(folder, target + ".csv"), previous)
 
 
+def prototypes_stage(ctx, models):
+    """submissions/prototypes.csv: the head service's `prototypes` program (no heads: class
+    prototypes of the models' fused embeddings), skipped while its inputs are unchanged."""
+    paths = ctx.paths
+    out = os.path.join(paths["submissions"], "prototypes.csv")
+    no_face = _no_face_args(ctx)
+    inputs = [os.path.join(paths["embeddings"], m) for m in models] + [paths["folds"]] + no_face[1:]
+    stage = ctx.stage("prototypes", inputs, [out], {"models": ",".join(models)})
+    if stage.needed():
+        ctx.runner.run("head", "prototypes", ["--models", ",".join(models), "--embeddings", paths["embeddings"],
+                                              "--folds", paths["folds"], "--out", out] + no_face)
+        stage.done()
+
+
 def submit_stage(ctx, models, step):
     _ensemble_stage(ctx, "submit", models, step, os.path.join(ctx.paths["submissions"], step + ".csv"))
 
@@ -62,3 +79,10 @@ def pseudo(c, models, target="step6", runner=None, workspace=None):
 def submit(c, models, step="step7", runner=None, workspace=None):
     """Write submissions/<step>.csv: the ensemble's top-5 classes per test image."""
     submit_stage(context.from_task(c, workspace, runner), models.split(","), step)
+
+
+@task(help={"models": "comma-separated registry names", "runner": "local, docker or auto",
+            "workspace": "workspace folder"})
+def prototypes(c, models, runner=None, workspace=None):
+    """Write submissions/prototypes.csv from class prototypes of the models' fused embeddings."""
+    prototypes_stage(context.from_task(c, workspace, runner), models.split(","))

@@ -16,7 +16,7 @@ from pipeline.align import crops_for, dataset_lists, detect_stage, prealigned_st
 from pipeline.cluster import client, task_log, wait_all
 from pipeline.data import benchmark_stage
 from pipeline.embed import augment_count, embed_args
-from pipeline.ensemble import pseudo_stage, submit_stage
+from pipeline.ensemble import prototypes_stage, pseudo_stage, submit_stage
 from pipeline.evaluate import evaluate_stage
 from pipeline.folds import split_stage
 from pipeline.heads import fold_columns, head_job, head_models, train_stage
@@ -114,6 +114,9 @@ class Graph(object):
             heads[step] = [self.heads(model, step, embedded[model] + [split] + ([pseudo] if pseudo else []))
                            for model in trained]
             submits.append(self.submit("submit " + step, submit_stage, (chosen, step), heads[step] + distance))
+        if workflow.final_submission(ctx) == "prototypes":
+            submits.append(self.submit("prototypes", prototypes_stage, (chosen,),
+                                       [split] + [f for m in chosen for f in embedded[m]]))
         final = self.submit("final", workflow._final, (), submits)
         self.submit("evaluate", evaluate_stage, (chosen,), [final] + [h for hs in heads.values() for h in hs]
                     + [f for m in chosen for f in embedded[m]])
@@ -129,7 +132,7 @@ def run_all(ctx, spec, shards, models):
     for name, seconds in timings:
         print("  %-40s %8.1f s" % (name, seconds))
     print("  %-40s %8.1f s" % ("wall time", time.time() - started))
-    workflow.record_run(ctx, models or ctx.config["models"], chosen, timings)
+    workflow.record_run(ctx, ctx.requested_models(models), chosen, timings)
     print("[all] report: %s" % workflow.report_stage(ctx))
 
 
@@ -142,7 +145,7 @@ def _run(dask, shared, ctx, shards, models):
         benchmark_stage(ctx)
         timings.append(("dataset", time.time() - started))
     workflow.validate_stage(ctx)
-    chosen = workflow.present_models(ctx, models or ctx.config["models"])
+    chosen = workflow.present_models(ctx, ctx.requested_models(models))
     graph = Graph(dask, shared, ctx)
     graph.build(chosen, shards, os.path.isfile(os.path.join(ctx.paths["dataset"], "benchmark.json")))
     logs = os.path.join(ctx.workspace, "logs")

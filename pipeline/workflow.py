@@ -15,7 +15,7 @@ from pipeline import context
 from pipeline.align import crops_for, detect_stage, prealigned_stage
 from pipeline.data import benchmark_stage
 from pipeline.embed import embed_stage
-from pipeline.ensemble import pseudo_stage, submit_stage
+from pipeline.ensemble import prototypes_stage, pseudo_stage, submit_stage
 from pipeline.evaluate import evaluate_stage
 from pipeline.folds import split_stage
 from pipeline.heads import head_models, train_stage
@@ -63,17 +63,28 @@ def _stages(ctx, chosen):
         for model in trained:
             yield "heads %s %s" % (model, step), lambda model=model, step=step: train_stage(ctx, model, step)
         yield "submit " + step, lambda step=step: submit_stage(ctx, chosen, step)
+    if final_submission(ctx) == "prototypes":
+        yield "prototypes", lambda: prototypes_stage(ctx, chosen)
+
+
+def final_submission(ctx):
+    """The profile's `final`: which submission becomes final.csv, step7 (the original's) or
+    prototypes (the head service's heads-free ranking of every chosen model, fused)."""
+    value = ctx.profile["final"]
+    if value not in ("step7", "prototypes"):
+        raise ValueError("invoke.yaml profile '%s': final must be step7 or prototypes, not %r" % (ctx.profile_name, value))
+    return value
 
 
 def _final(ctx):
     submissions = ctx.paths["submissions"]
     final = os.path.join(submissions, "final.csv")
-    shutil.copyfile(os.path.join(submissions, "step7.csv"), final + ".tmp")
+    shutil.copyfile(os.path.join(submissions, final_submission(ctx) + ".csv"), final + ".tmp")
     os.rename(final + ".tmp", final)
     return final
 
 
-@task(default=True, help={"profile": "quick, faithful or smoke (invoke.yaml profiles)",
+@task(default=True, help={"profile": "quick, faithful, best or smoke (invoke.yaml profiles)",
                           "runner": "local, docker or auto",
                           "models": "original (the 15, those present) or a comma-separated list",
                           "workspace": "workspace folder",
@@ -98,7 +109,7 @@ def all_(c, profile=None, runner=None, models=None, workspace=None, cluster=None
         return run_all(ctx, cluster, int(shards or ctx.config["cluster"]["shards"]), models)
     if not os.path.isfile(os.path.join(ctx.paths["dataset"], "train.csv")):
         timed("dataset", lambda: benchmark_stage(ctx))
-    chosen = present_models(ctx, models or ctx.config["models"])
+    chosen = present_models(ctx, ctx.requested_models(models))
     for name, action in _stages(ctx, chosen):
         timed(name, action)
     final = _final(ctx)
@@ -108,5 +119,5 @@ def all_(c, profile=None, runner=None, models=None, workspace=None, cluster=None
     for name, seconds in timings:
         print("  %-40s %8.1f s" % (name, seconds))
     print("  %-40s %8.1f s" % ("total", sum(s for _, s in timings)))
-    record_run(ctx, models or ctx.config["models"], chosen, timings)
+    record_run(ctx, ctx.requested_models(models), chosen, timings)
     print("[all] report: %s" % report_stage(ctx))

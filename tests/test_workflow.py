@@ -127,3 +127,21 @@ def test_the_report_opens_in_headless_chromium_without_console_errors(first_run,
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
     assert open(str(screenshot), "rb").read(8) == PNG
+
+
+def test_the_best_profile_fixes_orientation_and_makes_the_prototypes_submission_final(first_run, tmp_path):
+    """`best` on a copy of the smoke run: the pre-aligned crops pass the orientation detector,
+    the original's steps still run, and final.csv is the prototypes submission, scored beside
+    the ensemble and the baselines."""
+    workspace = str(tmp_path / "best")
+    shutil.copytree(first_run[0], workspace)
+    log = invoke("all", "--profile", "best", "--models", "model4_insightface", "--workspace", workspace)
+    assert re.search(r"orientation: test \d+ of \d+, train \d+ of \d+ turned upright", log), log[-2000:]
+    assert os.path.isfile(os.path.join(workspace, "aligned", "orientation.csv"))
+    submissions = os.path.join(workspace, "submissions")
+    assert open(os.path.join(submissions, "final.csv"), "rb").read() == \
+        open(os.path.join(submissions, "prototypes.csv"), "rb").read()
+    assert open(os.path.join(submissions, "step7.csv"), "rb").read() != \
+        open(os.path.join(submissions, "prototypes.csv"), "rb").read()
+    report = open(os.path.join(workspace, "reports", "evaluation.md")).read()
+    assert "class prototypes" in report and "ensemble step7" in report

@@ -47,13 +47,22 @@ def unknown_share(known_best, unknown_best, test_best, bins=np.linspace(-0.2, 1.
     return share
 
 
+def weighted_map5(reciprocal, unknown, share):
+    """Validation MAP@5 as a test set with an unknown share of `share` would score it: the mean
+    reciprocal rank of the known rows and of the unknown rows (`unknown` marks them), weighed
+    (1 - share) : share; the plain mean when one kind is absent."""
+    if not unknown.any() or unknown.all():
+        return float(reciprocal.mean())
+    return float((1 - share) * reciprocal[~unknown].mean() + share * reciprocal[unknown].mean())
+
+
 def nearest_neighbour(train, labels, test, folds):
     """Classes ranked by their nearest train image; "unknown" first when even the nearest is
     less similar than a threshold, tuned on the validation folds of `folds`, never on the test
     truth. The folds hold far more unknowns (identities with one image) than a test set does,
     so each threshold's MAP@5 weighs known and unknown rows by the test's unknown share,
-    estimated from the test's similarities alone (unknown_share). Returns the ranking, the
-    threshold and that share."""
+    estimated from the test's similarities alone (unknown_share). Returns the ranking and its
+    settings: the threshold, that share and the validation MAP@5 they give."""
     parts = list(_validation_folds(train, labels, folds))
     truth = np.concatenate([t for _, _, t in parts])
     unknown = truth == UNKNOWN
@@ -63,10 +72,11 @@ def nearest_neighbour(train, labels, test, folds):
     gains = []
     for t in NN_THRESHOLDS:
         rr = np.concatenate([reciprocal_ranks(tr, _rank(b, c, t)) for b, c, tr in parts])
-        gains.append((1 - share) * rr[~unknown].mean() + share * rr[unknown].mean()
-                     if unknown.any() and (~unknown).any() else rr.mean())
-    threshold = round(float(NN_THRESHOLDS[int(np.argmax(gains))]), 4)
-    return _rank(best, classes, threshold), threshold, share
+        gains.append(weighted_map5(rr, unknown, share))
+    chosen = int(np.argmax(gains))
+    threshold = round(float(NN_THRESHOLDS[chosen]), 4)
+    return _rank(best, classes, threshold), {"threshold": threshold, "estimated_unknown_share": round(share, 4),
+                                             "validation_map5": round(gains[chosen], 6)}
 
 
 def nearest_neighbour_sweep(train, labels, test, truth, chosen):

@@ -60,11 +60,10 @@ def cmd_evaluate(args, registry, models, rules):
                                mean_head_seconds=head["mean_head_seconds"])
         train = load_split(os.path.join(args.embeddings, model), "train", images)["embeddings"]
         test = load_split(os.path.join(args.embeddings, model), "test", names)["embeddings"]
-        nn_ranked, threshold, share = nearest_neighbour(train, labels, test, columns["rt0"])
-        nn_sweeps[model] = nearest_neighbour_sweep(train, labels, test, truth, threshold)
+        nn_ranked, nn_settings = nearest_neighbour(train, labels, test, columns["rt0"])
+        nn_sweeps[model] = nearest_neighbour_sweep(train, labels, test, truth, nn_settings["threshold"])
         svm_ranked = linear_svm(train, labels, test, rules["svm_unknown_score"])
-        report["baselines"][model] = {"nearest_neighbour": dict(scores(truth, nn_ranked), threshold=threshold,
-                                                                estimated_unknown_share=round(share, 4)),
+        report["baselines"][model] = {"nearest_neighbour": dict(scores(truth, nn_ranked), **nn_settings),
                                       "linear_svm": scores(truth, svm_ranked)}
     for step in steps:
         path = os.path.join(args.submissions, step + ".csv")

@@ -1,0 +1,202 @@
+"""The head service's `prototypes` program: a submission from class prototypes of the models'
+fused embeddings, no training, every setting chosen on the validation folds of the train set.
+
+    prototypes --models A,B --embeddings E --folds folds.csv --out submissions/prototypes.csv
+               [--no-face no_face_test.txt]
+
+A class's prototype is the normalised mean of its unit train embeddings (weight imprinting).
+The models' unit embeddings are concatenated with weights sqrt(w_m), so the cosine of two
+concatenations is sum_m w_m cos_m. One transductive round: each unlabelled image (the test
+set; in validation the fold's probes too) whose best prototype cosine exceeds TAU joins that
+prototype with weight ALPHA. "Unknown" (label 1000) is a virtual class of score t, ranked where
+t falls among a row's five best classes. The fusion weights and t are chosen on the folds of
+column FOLD_COLUMN: identities absent from a fold's gallery play the unknowns, and known and
+unknown rows are weighed by the test set's unknown share, estimated without its labels
+(baselines.unknown_share). Writes the submission and, beside it, <out>.json: the chosen
+settings and every candidate's validation figures. The test truth is never read.
+"""
+import argparse
+import io
+import itertools
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+
+import numpy as np  # noqa: E402
+
+from services.head.arrays import load_split  # noqa: E402
+from services.head.baselines import unknown_share, weighted_map5  # noqa: E402
+from services.head.ensemble import _no_face, log  # noqa: E402
+from shared.ensemble import UNKNOWN, unit_rows  # noqa: E402
+from shared.folds import read_folds  # noqa: E402
+from shared.metrics import reciprocal_ranks  # noqa: E402
+from shared.schema import exit_with_code, output_files, read_meta  # noqa: E402
+from shared.storage import write_json  # noqa: E402
+from shared.submission import fill_top5, write_submission  # noqa: E402
+
+# Per-model fusion weights tried (the fusions are the combinations summing to 1). Coarse on
+# purpose: on four benchmark draws neighbouring weights differed by < 0.002 validation MAP@5,
+# so a finer grid would only fit the folds' noise.
+WEIGHT_STEPS = (0.0, 0.3, 0.5, 0.7, 1.0)
+# A test image joins a prototype above this cosine: 0.4-0.6 scored alike on validation, and
+# 0.5 lies well above the unknowns' typical best cosine, so few strangers join a class.
+TAU = 0.5
+# A joined image counts half a gallery image: its label is a guess.
+ALPHA = 0.5
+# The unknown class's score: the cosines where known and unknown rows' best scores meet (the
+# research chose 0.41-0.50 on every draw); steps of 0.01 move validation MAP@5 by < 0.001.
+THRESHOLDS = np.round(np.arange(0.0, 0.9, 0.01), 2)
+# The fold column whose folds choose the settings (the baselines and the ensemble use it too).
+FOLD_COLUMN = "rt0"
+
+
+def load_model(folder, images):
+    """(train rows in `images` order, test rows in the test index's sorted order, test names),
+    with a clear error naming the file when a split is missing or its files disagree."""
+    found = {}
+    for split in ("train", "test"):
+        meta, files = read_meta(folder, split), output_files(folder, split)
+        rows = np.load(files["embeddings"], mmap_mode="r").shape
+        with io.open(files["index"], encoding="utf-8") as f:
+            listed = sorted(line.rstrip("\n").split(",", 1)[1] for line in f.readlines()[1:])
+        if len(rows) != 2 or rows[0] != len(listed):
+            raise ValueError("%s: shape %s, but %s lists %d images" % (files["embeddings"], rows, files["index"],
+                                                                        len(listed)))
+        found[split] = load_split(folder, split, images if split == "train" else listed)["embeddings"]
+        found[split + "_names"] = listed
+        if meta.get("dim", rows[1]) != rows[1]:
+            raise ValueError("%s: %d columns, but its meta says dim %s" % (files["embeddings"], rows[1], meta["dim"]))
+    if found["train"].shape[1] != found["test"].shape[1]:
+        raise ValueError("%s: train embeddings have %d columns, test %d" % (folder, found["train"].shape[1],
+                                                                             found["test"].shape[1]))
+    return found
+
+
+def fusions(models):
+    """Candidate {model: weight} fusions, in a fixed order (one model: itself alone)."""
+    found = [w for w in itertools.product(WEIGHT_STEPS, repeat=len(models)) if abs(sum(w) - 1) < 1e-9]
+    return [dict(zip(models, w)) for w in found]
+
+
+def fuse(arrays, weights):
+    """The concatenation of each model's unit rows scaled by sqrt(weight) (weight-0 models left out)."""
+    return np.concatenate([np.sqrt(weights[m]) * unit_rows(arrays[m].astype(np.float64))
+                           for m in sorted(weights) if weights[m] > 0], axis=1)
+
+
+def prototypes(gallery, labels, pool):
+    """(class ids, (K, D) unit prototypes, how many `pool` rows joined a class): one
+    transductive round of weight imprinting."""
+    classes, column = np.unique(labels, return_inverse=True)
+    base = np.zeros((len(classes), gallery.shape[1]))
+    np.add.at(base, column, unit_rows(gallery))
+    pool = unit_rows(pool)
+    similarity = pool.dot(unit_rows(base).T)
+    joins = similarity.max(axis=1) > TAU
+    np.add.at(base, similarity.argmax(axis=1)[joins], ALPHA * pool[joins])
+    return classes, unit_rows(base), int(joins.sum())
+
+
+def best_five(scores, classes):
+    """(class ids, scores) of each row's five best classes (fewer when there are fewer), best first."""
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :5]
+    return classes[order], np.take_along_axis(scores, order, axis=1)
+
+
+def rank(top, top_scores, threshold):
+    """Each row of best_five with "unknown" inserted where `threshold` falls among its scores
+    (absent when all five beat it), as five distinct ids."""
+    width = min(top.shape[1] + 1, 5)  # fewer than four classes: fill_top5 pads the row
+    above = (top_scores > threshold).sum(axis=1)[:, None]
+    column = np.arange(width)[None, :]
+    shifted = np.minimum(column - (column > above), top.shape[1] - 1)  # past the unknown: one class back
+    ranked = np.where(column == above, UNKNOWN, np.take_along_axis(top, shifted, axis=1))
+    return ranked if width == 5 else np.array([fill_top5(row) for row in ranked])
+
+
+def validation(train, labels, folds, test):
+    """Per fold: the probes' best_five against the other folds' prototypes (pool: probes + test)
+    and their truth, unknown where the identity is absent from the other folds."""
+    parts = []
+    for fold in np.unique(folds):
+        gallery, probe = folds != fold, folds == fold
+        classes, found, _ = prototypes(train[gallery], labels[gallery], np.concatenate([train[probe], test]))
+        truth = np.where(np.isin(labels[probe], classes), labels[probe], UNKNOWN)
+        parts.append(best_five(unit_rows(train[probe]).dot(found.T), classes) + (truth,))
+    return parts
+
+
+def choose_threshold(parts, test_best):
+    """The unknown score with the best validation MAP@5, known and unknown rows weighed by the
+    test's estimated unknown share; the first (lowest) of equals. Returns its figures."""
+    truth = np.concatenate([t for _, _, t in parts])
+    unknown = truth == UNKNOWN
+    best = np.concatenate([s[:, 0] for _, s, _ in parts])
+    share = unknown_share(best[~unknown], best[unknown], test_best)
+    found = None
+    for threshold in THRESHOLDS:
+        rr = np.concatenate([reciprocal_ranks(t, rank(c, s, threshold)) for c, s, t in parts])
+        known_map = rr[~unknown].mean() if (~unknown).any() else 0.0
+        unknown_map = rr[unknown].mean() if unknown.any() else 0.0
+        value = weighted_map5(rr, unknown, share)
+        if found is None or value > found["validation_map5"]:
+            found = {"threshold": float(threshold), "validation_map5": round(float(value), 6),
+                     "validation_known": round(float(known_map), 6), "validation_unknown": round(float(unknown_map), 6),
+                     "estimated_unknown_share": round(share, 6)}
+    return found
+
+
+def choose(train, labels, folds, test):
+    """Every fusion's validation figures and the best one (the first of equals)."""
+    candidates = []
+    for weights in fusions(sorted(train)):
+        fused_train, fused_test = fuse(train, weights), fuse(test, weights)
+        classes, found, _ = prototypes(fused_train, labels, fused_test)
+        figures = choose_threshold(validation(fused_train, labels, folds, fused_test),
+                                   unit_rows(fused_test).dot(found.T).max(axis=1))
+        candidates.append(dict(figures, weights=weights))
+        log("prototypes: weights %s -> unknown score %.2f, validation MAP@5 %.4f (unknown share %.3f)"
+            % (", ".join("%s %.1f" % kv for kv in sorted(weights.items())), figures["threshold"],
+               figures["validation_map5"], figures["estimated_unknown_share"]))
+    return max(candidates, key=lambda c: c["validation_map5"]), candidates
+
+
+def cmd_prototypes(args):
+    models = args.models.split(",")
+    images, labels, columns = read_folds(args.folds)
+    if FOLD_COLUMN not in columns:
+        raise ValueError("%s has no fold column %s" % (args.folds, FOLD_COLUMN))
+    loaded = dict((m, load_model(os.path.join(args.embeddings, m), images)) for m in models)
+    names = loaded[models[0]]["test_names"]
+    for m in models[1:]:
+        if loaded[m]["test_names"] != names:
+            raise ValueError("%s: its test split lists other images than %s's (%d vs %d)"
+                             % (os.path.join(args.embeddings, m), models[0], len(loaded[m]["test_names"]), len(names)))
+    train, test = dict((m, e["train"]) for m, e in loaded.items()), dict((m, e["test"]) for m, e in loaded.items())
+    chosen, candidates = choose(train, labels, columns[FOLD_COLUMN], test)
+    fused_test = fuse(test, chosen["weights"])
+    classes, found, joined = prototypes(fuse(train, chosen["weights"]), labels, fused_test)
+    ranked = rank(*best_five(unit_rows(fused_test).dot(found.T), classes), threshold=chosen["threshold"])
+    no_face = _no_face(args.no_face, names)
+    for row in np.flatnonzero(no_face):  # no face found: unknown first, as in the ensemble's submissions
+        ranked[row] = fill_top5([UNKNOWN] + [c for c in ranked[row] if c != UNKNOWN][:4])
+    write_submission(args.out, names, ranked)
+    write_json(os.path.splitext(args.out)[0] + ".json",
+               dict(chosen, tau=TAU, alpha=ALPHA, fold_column=FOLD_COLUMN, test_images=len(names),
+                    test_joined=joined, no_face=int(no_face.sum()), candidates=candidates))
+    log("prototypes: %d rows -> %s (weights %s, unknown score %.2f)" % (len(names), args.out, chosen["weights"],
+                                                                      chosen["threshold"]))
+
+
+def main(argv=None):
+    found = argparse.ArgumentParser(prog="prototypes", description=__doc__.split("\n\n")[0])
+    for name in ("--models", "--embeddings", "--folds", "--out"):
+        found.add_argument(name, required=True)
+    found.add_argument("--no-face", help="no_face_test.txt of the alignment step: unknown first for those")
+    args = found.parse_args(argv)
+    exit_with_code("prototypes", lambda: cmd_prototypes(args), usage_errors=(ValueError, IOError, OSError, KeyError))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The head service's `prototypes` program (class prototypes of fused embeddings, no training) on
+a small real benchmark embedded by y1 and MobileFaceNet: a valid submission, the same bytes twice,
+settings from its grids, a validation figure no worse than the nearest-neighbour baseline's,
+and clear errors for missing or mismatched embeddings."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import LFW, ROOT, require
+from services.head import baselines
+from services.head.arrays import load_split
+from services.head.prototypes import THRESHOLDS, best_five, fusions, rank
+from shared.ensemble import UNKNOWN
+from shared.folds import read_folds
+from shared.runner import LocalRunner
+from shared.submission import read_submission
+
+INVOKE = os.path.join(os.path.dirname(sys.executable), "invoke")
+MODELS = ["model4_insightface", "caffe_mobilefacenet"]
+
+
+def run(command, expect=0):
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == expect, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def people(root, known=60, singles=30, least=4, cap=8):
+    """The first `known` LFW identities with `least` images or more (their first `cap`) and the
+    first `singles` with one. tiny_people's 16 identities give folds so small that one row
+    moves MAP@5 by 0.02; identities with several train images are where prototypes differ
+    from a nearest neighbour."""
+    multi = single = 0
+    for name in sorted(os.listdir(require(LFW))):
+        images = sorted(os.listdir(os.path.join(LFW, name)))
+        if (len(images) >= least and multi < known) or (len(images) == 1 and single < singles):
+            os.makedirs(os.path.join(str(root), name))
+            for image in images[:cap]:
+                shutil.copyfile(os.path.join(LFW, name, image), os.path.join(str(root), name, image))
+            multi, single = multi + (len(images) >= least), single + (len(images) == 1)
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A small benchmark embedded by y1 and MobileFaceNet, and its prototypes submission."""
+    source = people(tmp_path_factory.mktemp("people"))
+    ws = str(tmp_path_factory.mktemp("ws") / "w")
+    for task in (["data.benchmark", "--source", source], ["align.prealigned"], ["split"],
+                 ["embed.run", "--models", ",".join(MODELS), "--profile", "smoke", "--runner", "local"],
+                 ["ensemble.prototypes", "--models", ",".join(MODELS), "--runner", "local"]):
+        run([INVOKE] + task + ["--workspace", ws])
+    return ws
+
+
+def program(ws, out, models=",".join(MODELS), embeddings=None, expect=0):
+    args = ["--models", models, "--embeddings", embeddings or os.path.join(ws, "embeddings"),
+            "--folds", os.path.join(ws, "folds.csv"), "--out", out]
+    return run(LocalRunner().command("head", "prototypes", args), expect)
+
+
+def nn_validation(ws, model):
+    """The nearest-neighbour baseline's own validation MAP@5 (known and unknown rows weighed by
+    the unknown share it estimated) at the threshold it chose."""
+    images, labels, columns = read_folds(os.path.join(ws, "folds.csv"))
+    folder = os.path.join(ws, "embeddings", model)
+    train, test = load_split(folder, "train", images)["embeddings"], load_split(folder, "test")["embeddings"]
+    return baselines.nearest_neighbour(train, labels, test, columns["rt0"])[1]["validation_map5"]
+
+
+def test_a_valid_submission_the_same_bytes_twice_and_settings_from_the_grids(workspace, tmp_path):
+    path = os.path.join(workspace, "submissions", "prototypes.csv")
+    names, ranked = read_submission(path)
+    assert sorted(names) == sorted(os.listdir(os.path.join(workspace, "dataset", "test")))
+    assert all(len(set(row)) == 5 for row in ranked)
+    _, labels, _ = read_folds(os.path.join(workspace, "folds.csv"))
+    assert set(np.ravel(ranked)) <= set(labels) | {UNKNOWN}
+    assert any(row[0] == UNKNOWN for row in ranked) and any(row[0] != UNKNOWN for row in ranked)
+    again = str(tmp_path / "prototypes.csv")
+    program(workspace, again)
+    for suffix in (".csv", ".json"):
+        assert open(path[:-4] + suffix, "rb").read() == open(again[:-4] + suffix, "rb").read()
+    chosen = json.load(open(path[:-4] + ".json"))
+    assert chosen["threshold"] in THRESHOLDS.tolist()
+    assert chosen["weights"] in fusions(sorted(MODELS)) and len(chosen["candidates"]) == 5
+    assert chosen["validation_map5"] == max(c["validation_map5"] for c in chosen["candidates"])
+
+
+def test_validation_figure_at_least_the_nearest_neighbour_baselines(workspace):
+    chosen = json.load(open(os.path.join(workspace, "submissions", "prototypes.json")))
+    baseline = max(nn_validation(workspace, m) for m in MODELS)
+    print("prototypes validation MAP@5 %.4f, best nearest-neighbour baseline %.4f" % (chosen["validation_map5"], baseline))
+    assert chosen["validation_map5"] >= baseline - 1e-9
+
+
+def test_unknown_is_inserted_where_its_score_falls():
+    top, top_scores = best_five(np.array([[0.9, 0.1, 0.5, 0.3, 0.2, 0.0]]), np.arange(6) * 10)
+    assert [rank(top, top_scores, t).tolist()[0] for t in (0.95, 0.4, 0.05, -1.0)] == [
+        [UNKNOWN, 0, 20, 30, 40], [0, 20, UNKNOWN, 30, 40], [0, 20, 30, 40, 10], [0, 20, 30, 40, 10]]
+
+
+def test_images_without_a_face_rank_unknown_first(workspace, tmp_path):
+    names, ranked = read_submission(os.path.join(workspace, "submissions", "prototypes.csv"))
+    listed = [n for n, row in zip(names, ranked) if row[0] != UNKNOWN][:2]
+    no_face = tmp_path / "no_face_test.txt"
+    no_face.write_text("\n".join(listed) + "\n")
+    out = str(tmp_path / "prototypes.csv")
+    run(LocalRunner().command("head", "prototypes", ["--models", ",".join(MODELS), "--no-face", str(no_face),
+                                                     "--embeddings", os.path.join(workspace, "embeddings"),
+                                                     "--folds", os.path.join(workspace, "folds.csv"), "--out", out]))
+    found = dict(zip(*read_submission(out)))
+    for name, row in zip(names, ranked):
+        assert found[name] == ([UNKNOWN] + [c for c in row if c != UNKNOWN][:4] if name in listed else row)
+
+
+def test_missing_or_mismatched_embeddings_name_the_file(workspace, tmp_path):
+    found = program(workspace, str(tmp_path / "a.csv"), models="model4_insightface,model5_dlib", expect=2)
+    assert os.path.join(workspace, "embeddings", "model5_dlib", "train_meta.json") in found
+    copy = str(tmp_path / "embeddings")
+    shutil.copytree(os.path.join(workspace, "embeddings", "model4_insightface"), os.path.join(copy, "model4_insightface"))
+    test_npy = os.path.join(copy, "model4_insightface", "test.npy")
+    np.save(test_npy, np.load(test_npy)[:-1])
+    found = program(workspace, str(tmp_path / "b.csv"), models="model4_insightface", embeddings=copy, expect=2)
+    assert test_npy in found and "lists" in found
+    assert not os.path.exists(str(tmp_path / "b.csv"))
