@@ -25,13 +25,15 @@ def _rank(best, classes, threshold):
     return np.array([fill_top5([UNKNOWN] + list(r[:4]) if u else r) for r, u in zip(ranked, unknown)])
 
 
-def _validation_folds(train, labels, folds):
-    """Per fold of `folds`: the fold's best class similarities against the other folds, and its
-    truth (rows whose identity is absent from the other folds play the unknowns)."""
+def validation_folds(train, labels, folds, score=None):
+    """Per fold of `folds`: (scores, class ids, truth) of its rows against the other folds, where
+    `score(gallery, gallery_labels, probes)` gives (P, K) scores and the K class ids (default:
+    each class's best cosine). Rows whose identity is absent from the other folds play the
+    unknowns in the truth."""
     for fold in np.unique(folds):
         gallery, probe = folds != fold, folds == fold
-        best, classes = _class_similarity(train[gallery], labels[gallery], train[probe])
-        yield best, classes, np.where(np.isin(labels[probe], classes), labels[probe], UNKNOWN)
+        scores_, classes = (score or _class_similarity)(train[gallery], labels[gallery], train[probe])
+        yield scores_, classes, np.where(np.isin(labels[probe], classes), labels[probe], UNKNOWN)
 
 
 def unknown_share(known_best, unknown_best, test_best, bins=np.linspace(-0.2, 1.0, 61)):
@@ -63,7 +65,7 @@ def nearest_neighbour(train, labels, test, folds):
     so each threshold's MAP@5 weighs known and unknown rows by the test's unknown share,
     estimated from the test's similarities alone (unknown_share). Returns the ranking and its
     settings: the threshold, that share and the validation MAP@5 they give."""
-    parts = list(_validation_folds(train, labels, folds))
+    parts = list(validation_folds(train, labels, folds))
     truth = np.concatenate([t for _, _, t in parts])
     unknown = truth == UNKNOWN
     best, classes = _class_similarity(train, labels, test)

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
 import numpy as np  # noqa: E402
 
 from services.head.arrays import load_split  # noqa: E402
-from services.head.baselines import unknown_share, weighted_map5  # noqa: E402
+from services.head.baselines import unknown_share, validation_folds, weighted_map5  # noqa: E402
 from services.head.ensemble import _no_face, log  # noqa: E402
 from shared.ensemble import UNKNOWN, unit_rows  # noqa: E402
 from shared.folds import read_folds  # noqa: E402
@@ -117,14 +117,12 @@ def rank(top, top_scores, threshold):
 
 def validation(train, labels, folds, test):
     """Per fold: the probes' best_five against the other folds' prototypes (pool: probes + test)
-    and their truth, unknown where the identity is absent from the other folds."""
-    parts = []
-    for fold in np.unique(folds):
-        gallery, probe = folds != fold, folds == fold
-        classes, found, _ = prototypes(train[gallery], labels[gallery], np.concatenate([train[probe], test]))
-        truth = np.where(np.isin(labels[probe], classes), labels[probe], UNKNOWN)
-        parts.append(best_five(unit_rows(train[probe]).dot(found.T), classes) + (truth,))
-    return parts
+    and their truth (baselines.validation_folds)."""
+    def score(gallery, gallery_labels, probes):
+        classes, found, _ = prototypes(gallery, gallery_labels, np.concatenate([probes, test]))
+        return unit_rows(probes).dot(found.T), classes
+
+    return [best_five(s, c) + (truth,) for s, c, truth in validation_folds(train, labels, folds, score)]
 
 
 def choose_threshold(parts, test_best):
