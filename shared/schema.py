@@ -138,7 +138,8 @@ def read_meta(out, split):
 
 def load_outputs(out, split):
     """{'names': the index's image names, plus each array the split's meta lists:
-    'embeddings', and 'flip' / 'augment' where the split has them}."""
+    'embeddings', and 'flip' / 'augment' where the split has them}; ValueError naming the file
+    when an array's rows disagree with the index."""
     files = output_files(out, split)
     listed = read_meta(out, split)["files"]
     with io.open(files["index"], encoding="utf-8") as f:
@@ -146,4 +147,7 @@ def load_outputs(out, split):
     for key in listed:
         if key != "index":
             found[key] = np.load(files[key])
+            if len(found[key]) != len(found["names"]):
+                raise ValueError("%s: %d rows, but %s lists %d images"
+                                 % (files[key], len(found[key]), files["index"], len(found["names"])))
     return found

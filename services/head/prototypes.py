@@ -16,7 +16,6 @@ unknown rows are weighed by the test set's unknown share, estimated without its 
 settings and every candidate's validation figures. The test truth is never read.
 """
 import argparse
-import io
 import itertools
 import os
 import sys
@@ -31,7 +30,7 @@ from services.head.ensemble import _no_face, log  # noqa: E402
 from shared.ensemble import UNKNOWN, unit_rows  # noqa: E402
 from shared.folds import read_folds  # noqa: E402
 from shared.metrics import reciprocal_ranks  # noqa: E402
-from shared.schema import exit_with_code, output_files, read_meta  # noqa: E402
+from shared.schema import exit_with_code  # noqa: E402
 from shared.storage import write_json  # noqa: E402
 from shared.submission import fill_top5, write_submission  # noqa: E402
 
@@ -52,25 +51,15 @@ FOLD_COLUMN = "rt0"
 
 
 def load_model(folder, images):
-    """(train rows in `images` order, test rows in the test index's sorted order, test names),
-    with a clear error naming the file when a split is missing or its files disagree."""
-    found = {}
-    for split in ("train", "test"):
-        meta, files = read_meta(folder, split), output_files(folder, split)
-        rows = np.load(files["embeddings"], mmap_mode="r").shape
-        with io.open(files["index"], encoding="utf-8") as f:
-            listed = sorted(line.rstrip("\n").split(",", 1)[1] for line in f.readlines()[1:])
-        if len(rows) != 2 or rows[0] != len(listed):
-            raise ValueError("%s: shape %s, but %s lists %d images" % (files["embeddings"], rows, files["index"],
-                                                                        len(listed)))
-        found[split] = load_split(folder, split, images if split == "train" else listed)["embeddings"]
-        found[split + "_names"] = listed
-        if meta.get("dim", rows[1]) != rows[1]:
-            raise ValueError("%s: %d columns, but its meta says dim %s" % (files["embeddings"], rows[1], meta["dim"]))
-    if found["train"].shape[1] != found["test"].shape[1]:
-        raise ValueError("%s: train embeddings have %d columns, test %d" % (folder, found["train"].shape[1],
-                                                                             found["test"].shape[1]))
-    return found
+    """(train rows in `images` order, test rows in sorted name order, those names); the embed
+    outputs' reader names the file when a split is missing or disagrees with its index."""
+    train = load_split(folder, "train", images)["embeddings"]
+    test = load_split(folder, "test")
+    order = sorted(range(len(test["names"])), key=test["names"].__getitem__)
+    if train.shape[1] != test["embeddings"].shape[1]:
+        raise ValueError("%s: train embeddings have %d columns, test %d" % (folder, train.shape[1],
+                                                                             test["embeddings"].shape[1]))
+    return {"train": train, "test": test["embeddings"][order], "test_names": [test["names"][i] for i in order]}
 
 
 def fusions(models):
