@@ -19,9 +19,18 @@ for tool in cmake g++ objdump; do
 done
 [ -e /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h ] || [ -e /usr/include/openblas/cblas.h ] \
   || { echo "build-wheel.sh: OpenBLAS headers are missing (apt-get install libopenblas-dev)" >&2; exit 2; }
+# dlib's CMake picks its BLAS by a search whose outcome depends on the machine (pkg-config's cblas,
+# alternatives links, a generic libblas), so name OpenBLAS's own library file (Debian's pthread
+# build first) and keep pkg-config out of that search.
+openblas=""
+for candidate in /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so \
+                 /usr/lib/x86_64-linux-gnu/libopenblas.so /usr/lib64/libopenblas.so /usr/lib/libopenblas.so; do
+  [ -e "$candidate" ] && { openblas=$(readlink -f "$candidate"); break; }
+done
+[ -n "$openblas" ] || { echo "build-wheel.sh: no libopenblas.so found (apt-get install libopenblas-dev)" >&2; exit 2; }
 
 settings=()
-for option in DLIB_USE_BLAS=ON DLIB_USE_LAPACK=ON DLIB_USE_CUDA=OFF DLIB_NO_GUI_SUPPORT=ON \
+for option in cblas_lib="$openblas" DLIB_USE_BLAS=ON DLIB_USE_LAPACK=ON DLIB_USE_CUDA=OFF DLIB_NO_GUI_SUPPORT=ON \
               DLIB_GIF_SUPPORT=OFF DLIB_WEBP_SUPPORT=OFF DLIB_JXL_SUPPORT=OFF DLIB_LINK_WITH_SQLITE3=OFF; do
   settings+=(--config-settings=--build-option=--set --config-settings=--build-option="$option")
 done
@@ -29,9 +38,14 @@ done
 mkdir -p .whl
 build=$(mktemp -d .whl/.dlib-build.XXXXXX)  # the wheelhouse only ever holds a finished wheel
 trap 'rm -rf "$build"' EXIT
-echo "build-wheel.sh: compiling $pin with OpenBLAS (about 15 CPU-minutes)"
-"$PYTHON" -m pip wheel --quiet --disable-pip-version-check --no-deps --no-binary dlib \
-  --no-cache-dir -w "$build" "$pin" "${settings[@]}"
+echo "build-wheel.sh: compiling $pin with $openblas (about 15 CPU-minutes)"
+mkdir "$build/no-pkgconfig"
+PKG_CONFIG_LIBDIR="$build/no-pkgconfig" PKG_CONFIG_PATH="" \
+  "$PYTHON" -m pip wheel --verbose --disable-pip-version-check --no-deps --no-binary dlib \
+  --no-cache-dir -w "$build" "$pin" "${settings[@]}" >"$build/log" 2>&1 \
+  || { tail -40 "$build/log" >&2; echo "build-wheel.sh: compiling $pin failed (log above)" >&2; exit 1; }
+# What dlib's CMake decided about BLAS and LAPACK, for the record (and for the refusal below).
+grep -E -- '-- .*(BLAS|LAPACK|cblas)' "$build/log" | sort -u || true
 wheel=$(ls "$build"/dlib-*.whl)
 # dlib's CMake silently builds without BLAS when it finds none: refuse such a wheel.
 python3 - "$wheel" "$build/module.so" <<'PY'
@@ -41,7 +55,8 @@ with zipfile.ZipFile(sys.argv[1]) as z:
     open(sys.argv[2], "wb").write(z.read(name))
 PY
 objdump -p "$build/module.so" | grep -q 'NEEDED.*libopenblas' \
-  || { echo "build-wheel.sh: $wheel does not link OpenBLAS (is libopenblas-dev installed?)" >&2; exit 1; }
+  || { echo "build-wheel.sh: $wheel does not link OpenBLAS; it needs:" >&2
+       objdump -p "$build/module.so" | grep NEEDED >&2; exit 1; }
 rm -f .whl/dlib-*.whl
 mv "$wheel" .whl/
 echo "build-wheel.sh: $(basename "$wheel") in .whl/"
