@@ -4,6 +4,7 @@ import os
 from invoke import task
 
 from pipeline import context, plots
+from pipeline.ablation import ablation  # noqa: F401 (`invoke bench.ablation`)
 from pipeline.bench_embed import embed  # noqa: F401 (`invoke bench.embed`)
 from pipeline.bench_heads import heads  # noqa: F401 (`invoke bench.heads`)
 from pipeline.common import progress

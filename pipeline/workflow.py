@@ -95,6 +95,16 @@ def _final(ctx):
 def all_(c, profile=None, runner=None, models=None, workspace=None, cluster=None, shards=None, engine=None):
     """Run the whole pipeline; finished stages are skipped, changed inputs re-run what depends on them."""
     ctx = context.from_task(c, workspace, runner, profile, engine)
+    print("[all] workspace %s, profile %s, engine %s" % (ctx.workspace, ctx.profile_name, ctx.engine))
+    cluster = cluster or ctx.config["cluster"]["spec"]
+    if cluster != "none":  # the stages as a Dask task graph; Dask is imported only then
+        from pipeline.graph import run_all
+        return run_all(ctx, cluster, int(shards or ctx.config["cluster"]["shards"]), models)
+    run_pipeline(ctx, models)
+
+
+def run_pipeline(ctx, models=None):
+    """Every stage in this process, one after another; returns [(stage, seconds)]."""
     timings = []
 
     def timed(name, action):
@@ -102,11 +112,6 @@ def all_(c, profile=None, runner=None, models=None, workspace=None, cluster=None
         action()
         timings.append((name, time.time() - started))
 
-    print("[all] workspace %s, profile %s, engine %s" % (ctx.workspace, ctx.profile_name, ctx.engine))
-    cluster = cluster or ctx.config["cluster"]["spec"]
-    if cluster != "none":  # the stages as a Dask task graph; Dask is imported only then
-        from pipeline.graph import run_all
-        return run_all(ctx, cluster, int(shards or ctx.config["cluster"]["shards"]), models)
     if not os.path.isfile(os.path.join(ctx.paths["dataset"], "train.csv")):
         timed("dataset", lambda: benchmark_stage(ctx))
     chosen = present_models(ctx, ctx.requested_models(models))
@@ -121,3 +126,4 @@ def all_(c, profile=None, runner=None, models=None, workspace=None, cluster=None
     print("  %-40s %8.1f s" % ("total", sum(s for _, s in timings)))
     record_run(ctx, ctx.requested_models(models), chosen, timings)
     print("[all] report: %s" % report_stage(ctx))
+    return timings

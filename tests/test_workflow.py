@@ -145,3 +145,32 @@ def test_the_best_profile_fixes_orientation_and_makes_the_prototypes_submission_
         open(os.path.join(submissions, "prototypes.csv"), "rb").read()
     report = open(os.path.join(workspace, "reports", "evaluation.md")).read()
     assert "class prototypes" in report and "ensemble step7" in report
+
+
+def test_the_ablation_runs_each_row_in_its_own_workspace_and_reuses_finished_rows(first_run, tmp_path):
+    """`bench.ablation` on the smoke run's dataset, two rows of a config file's table: each row
+    a whole run with its one change, the table and JSON written, finished rows kept on rerun."""
+    workspace = str(tmp_path / "ablation")
+    shutil.copytree(os.path.join(first_run[0], "dataset"), os.path.join(workspace, "dataset"))
+    config = tmp_path / "ablation.yaml"
+    config.write_text(json.dumps({"bench": {"ablation": {"base": "smoke", "models": "model4_insightface",
+                                                         "rows": {"smoke": {}, "epochs 2": {"epochs": 2}}}}}))
+    args = ["-f", str(config), "bench.ablation", "--rows", "smoke,epochs 2", "--workspace", workspace]
+    log = invoke(*args)
+    root = os.path.join(workspace, "bench", "ablation")
+    results = json.load(open(os.path.join(root, "ablation.json")))
+    assert [r["row"] for r in results] == ["smoke", "epochs 2"]
+    assert [r["settings"]["epochs"] for r in results] == [6, 2]
+    assert all(0 < r["ensemble"]["step7"]["map5"] <= 1 and r["wall_s"] > 0 for r in results)
+    for row in ("smoke", "epochs-2"):
+        assert os.path.isfile(os.path.join(root, row, "submissions", "final.csv"))
+        assert os.path.samefile(os.path.join(root, row, "dataset", "train.csv"),
+                                os.path.join(workspace, "dataset", "train.csv"))
+    table = open(os.path.join(root, "ablation.md")).read()
+    assert "| smoke |" in table and "| epochs 2 |" in table and "[ablation] epochs 2: epochs=2" in log
+    rerun = invoke(*args)
+    assert rerun.count("finished earlier") == 2 and "[all]" not in rerun
+    assert json.load(open(os.path.join(root, "ablation.json"))) == results
+    proc = subprocess.run([INVOKE, "-f", str(config), "bench.ablation", "--rows", "nope", "--workspace", workspace],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode != 0 and "no ablation row nope" in proc.stderr
