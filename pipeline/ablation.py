@@ -15,13 +15,15 @@ import shutil
 from invoke import task
 
 from pipeline import context
+from pipeline.bench_embed import measured
 from pipeline.data import benchmark_stage
 from pipeline.workflow import run_pipeline
+from shared.runner import LocalRunner
 from shared.steps import STEPS
 from shared.storage import read_json, write_json, write_text
 
 COLUMNS = ("row", "val top-1 step4", "val top-1 step7", "MAP@5 step4", "MAP@5 step7", "top-1 step7",
-           "unknown P / R step7", "wall s")
+           "unknown P / R step7", "wall s", "CPU s")
 
 
 def slug(row):
@@ -33,7 +35,8 @@ def row_settings(config, spec, change, engine=None):
     base = config["profiles"][spec["base"]]
     unknown = sorted(set(change) - set(base) - {"models"})
     if unknown:
-        raise ValueError("invoke.yaml bench.ablation: %s not settings of profile '%s'" % (", ".join(unknown), spec["base"]))
+        raise ValueError("invoke.yaml bench.ablation: %s not settings of profile '%s'"
+                         % (", ".join(unknown), spec["base"]))
     profile = dict(base, models=spec["models"])
     profile.update(change)
     if engine:
@@ -69,9 +72,14 @@ def run_row(ctx, spec, row, change, engine):
     config = copy.deepcopy(ctx.config)
     config["workspace"], config["engine"] = workspace, None
     config["profiles"]["ablation"] = settings
-    timings = run_pipeline(context.RunContext(config, ctx.runner_name, "ablation"))
+    row_ctx = context.RunContext(config, ctx.runner_name, "ablation")
+    # CPU seconds of the services (child processes) count what the row costs on a shared machine;
+    # with the docker runner the containers are not children, so only wall time is kept.
+    timings, _, cpu = measured(lambda _: run_pipeline(row_ctx), None)
+    local = isinstance(row_ctx.runner, LocalRunner)
     evaluation = read_json(os.path.join(workspace, "reports", "evaluation.json"))
     result = {"row": row, "settings": settings, "wall_s": round(sum(s for _, s in timings), 1),
+              "cpu_s": round(cpu, 1) if local else None,
               "timings": timings, "ensemble": evaluation["ensemble"],
               "val_top1": dict((m, dict((s, v[s]["val_top1"]) for s in STEPS if s in v))
                                for m, v in evaluation["models"].items())}
@@ -90,7 +98,7 @@ def table(results):
         step4, step7 = r["ensemble"]["step4"], r["ensemble"]["step7"]
         cells = [r["row"], _val(r, "step4"), _val(r, "step7"), "%.4f" % step4["map5"], "%.4f" % step7["map5"],
                  "%.4f" % step7["top1"], "%.3f / %.3f" % (step7["unknown_precision"], step7["unknown_recall"]),
-                 "%.0f" % r["wall_s"]]
+                 "%.0f" % r["wall_s"], "-" if r.get("cpu_s") is None else "%.0f" % r["cpu_s"]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -106,7 +114,8 @@ def ablation(c, rows=None, engine=None, runner=None, workspace=None):
     chosen = rows.split(",") if rows else list(spec["rows"])
     missing = [r for r in chosen if r not in spec["rows"]]
     if missing:
-        raise ValueError("no ablation row %s (invoke.yaml bench.ablation.rows: %s)" % (", ".join(missing), ", ".join(spec["rows"])))
+        raise ValueError("no ablation row %s (invoke.yaml bench.ablation.rows: %s)"
+                         % (", ".join(missing), ", ".join(spec["rows"])))
     if not os.path.isfile(os.path.join(ctx.paths["dataset"], "train.csv")):
         benchmark_stage(ctx)
     results = [run_row(ctx, spec, row, spec["rows"][row] or {}, engine) for row in chosen]

@@ -155,13 +155,14 @@ def test_the_ablation_runs_each_row_in_its_own_workspace_and_reuses_finished_row
     config = tmp_path / "ablation.yaml"
     config.write_text(json.dumps({"bench": {"ablation": {"base": "smoke", "models": "model4_insightface",
                                                          "rows": {"smoke": {}, "epochs 2": {"epochs": 2}}}}}))
-    args = ["-f", str(config), "bench.ablation", "--rows", "smoke,epochs 2", "--workspace", workspace]
+    args = ["-f", str(config), "bench.ablation", "--rows", "smoke,epochs 2", "--runner", "local",
+            "--workspace", workspace]
     log = invoke(*args)
     root = os.path.join(workspace, "bench", "ablation")
     results = json.load(open(os.path.join(root, "ablation.json")))
     assert [r["row"] for r in results] == ["smoke", "epochs 2"]
     assert [r["settings"]["epochs"] for r in results] == [6, 2]
-    assert all(0 < r["ensemble"]["step7"]["map5"] <= 1 and r["wall_s"] > 0 for r in results)
+    assert all(0 < r["ensemble"]["step7"]["map5"] <= 1 and r["wall_s"] > 0 and r["cpu_s"] > 0 for r in results)
     for row in ("smoke", "epochs-2"):
         assert os.path.isfile(os.path.join(root, row, "submissions", "final.csv"))
         assert os.path.samefile(os.path.join(root, row, "dataset", "train.csv"),
