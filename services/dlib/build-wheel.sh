@@ -45,7 +45,7 @@ PKG_CONFIG_LIBDIR="$build/no-pkgconfig" PKG_CONFIG_PATH="" \
   --no-cache-dir -w "$build" "$pin" "${settings[@]}" >"$build/log" 2>&1 \
   || { tail -40 "$build/log" >&2; echo "build-wheel.sh: compiling $pin failed (log above)" >&2; exit 1; }
 # What dlib's CMake decided about BLAS and LAPACK, for the record (and for the refusal below).
-grep -E -- '-- .*(BLAS|LAPACK|cblas)' "$build/log" | sort -u || true
+grep -E -- '-- .*(BLAS|LAPACK|cblas)' "$build/log" | awk '!seen[$0]++' || true
 wheel=$(ls "$build"/dlib-*.whl)
 # dlib's CMake silently builds without BLAS when it finds none: refuse such a wheel.
 python3 - "$wheel" "$build/module.so" <<'PY'
