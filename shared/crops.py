@@ -33,6 +33,32 @@ def load_template_crop(path):
     return image
 
 
+def _derive_one(source, todo, rotate):
+    """The (crop, path) files of `todo` from one template crop; returns how many were written."""
+    image = load_template_crop(source)
+    if rotate:
+        image = np.ascontiguousarray(image[::-1, ::-1])
+    for crop, path in todo:
+        folder = os.path.dirname(path)
+        if not os.path.isdir(folder):
+            os.makedirs(folder, exist_ok=True)
+        if crop == "112x112" and not rotate:
+            tmp = path + ".tmp"
+            shutil.copyfile(source, tmp)
+            os.rename(tmp, path)
+        else:
+            save_rgb(path, derive_from_112(image, crop), quality=CROP_JPEG_QUALITY)
+    return len(todo)
+
+
+def _vouched(states, known, waiting, broken):
+    """The manifest after a run: each name's new state, the old one for names still waiting,
+    none for a name whose crops were left half rewritten."""
+    kept = dict((n, known[n]) for n in waiting if n in known)
+    kept.update((n, states[n]) for n in states if n not in waiting and n not in broken)
+    return kept
+
+
 def derive_prealigned(src_dir, names, out_dirs, progress=None, manifest=None, rotate=()):
     """Write out_dirs[crop]/<name> for each name and crop; existing files are kept (resume)
     where `manifest` (a JSON file of each source's sha256 + ROTATED if turned, rewritten here)
@@ -45,31 +71,27 @@ def derive_prealigned(src_dir, names, out_dirs, progress=None, manifest=None, ro
     The 112x112 crop is copied byte for byte unless rotated; the others, and rotated 112 crops,
     are re-encoded (JPEG at CROP_JPEG_QUALITY for .jpg names, lossless otherwise). Returns the
     number of files written."""
-    written, states, rotate = 0, {}, set(rotate)
+    states, rotate, plan = {}, set(rotate), []
     known = read_json(manifest) if manifest and os.path.isfile(manifest) else {}
-    for name in (progress(names) if progress else names):
+    for name in names:
         source = os.path.join(src_dir, name)
         digest = _sha256(source) if manifest and os.path.isfile(source) else None
         states[name] = digest and digest + (ROTATED if name in rotate else "")
         targets = [(crop, os.path.join(folder, name)) for crop, folder in sorted(out_dirs.items())]
         todo = [(crop, path) for crop, path in targets
                 if not os.path.isfile(path) or (manifest and known.get(name) != states[name])]
-        if not todo:
-            continue
-        image = load_template_crop(source)
-        if name in rotate:
-            image = np.ascontiguousarray(image[::-1, ::-1])
-        for crop, path in todo:
-            folder = os.path.dirname(path)
-            if not os.path.isdir(folder):
-                os.makedirs(folder, exist_ok=True)
-            if crop == "112x112" and name not in rotate:
-                tmp = path + ".tmp"
-                shutil.copyfile(source, tmp)
-                os.rename(tmp, path)
-            else:
-                save_rgb(path, derive_from_112(image, crop), quality=CROP_JPEG_QUALITY)
-            written += 1
-    if manifest:
-        write_json(manifest, states)
+        if todo:
+            plan.append((name, source, todo))
+    if manifest and plan:  # until they are rewritten, the manifest vouches for none of these crops
+        write_json(manifest, dict((n, v) for n, v in known.items() if n not in set(p[0] for p in plan)))
+    written, started, done = 0, set(), set()
+    try:
+        for name, source, todo in (progress(plan) if progress else plan):
+            started.add(name)
+            written += _derive_one(source, todo, name in rotate)
+            done.add(name)
+    finally:  # stopped or finished: the rewritten crops and the never-touched ones are vouched for
+        if manifest:
+            write_json(manifest, _vouched(states, known, waiting=set(p[0] for p in plan) - started,
+                                          broken=started - done))
     return written

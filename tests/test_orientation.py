@@ -153,3 +153,25 @@ def test_a_profile_without_the_setting_is_refused(workspace):
     del config["profiles"]["quick"]["orientation_fix"]
     with pytest.raises(ValueError, match="profile 'quick': orientation_fix must be true or false, not None"):
         prealigned_stage(RunContext(config, "local", "quick"), ["112x112"])
+
+
+def test_a_crash_while_turning_crops_leaves_no_turned_crop_vouched_for(tmp_path):
+    """derive_prealigned stopped after its first rotated crop, then run with the fix off again:
+    exactly that crop is derived again as given (the manifest never vouched for it turned)."""
+    from shared.crops import derive_prealigned
+
+    source = require(LFW)
+    names = [os.path.relpath(p, source) for p in lfw_crops(4)][:3]
+    out, manifest = {"112x112": str(tmp_path / "112")}, str(tmp_path / "manifest.json")
+    assert derive_prealigned(source, names, out, manifest=manifest) == 3
+
+    def crash_after_one(plan):
+        yield plan[0]
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        derive_prealigned(source, names, out, progress=crash_after_one, manifest=manifest, rotate=names)
+    first = tmp_path / "112" / names[0]
+    assert first.read_bytes() != open(os.path.join(source, names[0]), "rb").read()  # it was turned
+    assert derive_prealigned(source, names, out, manifest=manifest) == 1  # fix off: exactly that crop again
+    assert all((tmp_path / "112" / n).read_bytes() == open(os.path.join(source, n), "rb").read() for n in names)
