@@ -66,7 +66,7 @@ def run_row(ctx, spec, row, change, engine):
     result_path = os.path.join(workspace, "ablation-row.json")
     if os.path.isfile(result_path) and read_json(result_path)["settings"] == settings:
         print("[ablation] %s: finished earlier (%s)" % (row, result_path))
-        return read_json(result_path)
+        return dict(read_json(result_path), row=row)
     print("[ablation] %s: %s" % (row, ", ".join("%s=%s" % kv for kv in sorted(change.items())) or "the base profile"))
     link_dataset(ctx.paths["dataset"], os.path.join(workspace, "dataset"))
     config = copy.deepcopy(ctx.config)
