@@ -33,7 +33,7 @@ def slug(row):
 def row_settings(config, spec, change, engine=None):
     """The profile a row runs: the base profile with the row's change applied (and --engine)."""
     base = config["profiles"][spec["base"]]
-    unknown = sorted(set(change) - set(base) - {"models"})
+    unknown = sorted(set(change) - set(base) - {"models", "groups"})
     if unknown:
         raise ValueError("invoke.yaml bench.ablation: %s not settings of profile '%s'"
                          % (", ".join(unknown), spec["base"]))

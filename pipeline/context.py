@@ -66,6 +66,8 @@ class RunContext(object):
             raise ValueError("unknown profile '%s' (invoke.yaml has: %s)"
                              % (self.profile_name, ", ".join(sorted(config["profiles"]))))
         self.profile = config["profiles"][self.profile_name]
+        if self.profile.get("groups"):  # the profile's ensemble group weights over the registry's
+            self.registry = self.registry.with_groups(self.profile["groups"])
         self.engine = config.get("engine") or self.profile.get("engine") or "native"
         if self.engine not in self.registry.engines:
             raise ValueError("unknown engine '%s' (engines: %s)" % (self.engine, ", ".join(sorted(self.registry.engines))))

@@ -5,9 +5,12 @@ import os
 
 from invoke import task
 
+import yaml
+
 from pipeline import context
 from pipeline.heads import head_models
 from shared.steps import PSEUDO_SOURCE
+from shared.storage import write_text
 
 
 def ensemble_args(ctx, models, step, out):
@@ -15,7 +18,25 @@ def ensemble_args(ctx, models, step, out):
     paths = ctx.paths
     args = ["--models", ",".join(models), "--heads", paths["heads"], "--embeddings", paths["embeddings"],
             "--folds", paths["folds"], "--step", step, "--out", out, "--rules", json.dumps(ctx.config["rules"])]
-    return args + _no_face_args(ctx)
+    return args + _no_face_args(ctx) + _registry_args(ctx)
+
+
+def ensemble_params(ctx, models):
+    """What an ensemble's stamp depends on beyond its files: the models and any group weights of the profile."""
+    params = {"models": ",".join(models)}
+    if ctx.profile.get("groups"):
+        params["groups"] = ctx.registry.groups
+    return params
+
+
+def _registry_args(ctx):
+    """`--registry` when the profile sets its own ensemble group weights: the run's registry,
+    written into the workspace for the head service (whose default is shared/models.yaml)."""
+    if not ctx.profile.get("groups"):
+        return []
+    path = os.path.join(ctx.workspace, "registry.yaml")
+    write_text(path, yaml.safe_dump(ctx.registry.with_models(ctx.registry.models), default_flow_style=False))
+    return ["--registry", path]
 
 
 def _no_face_args(ctx):
@@ -34,8 +55,8 @@ def _ensemble_stage(ctx, command, models, step, out, previous=None):
     if step == "step4":  # the distance rule reads the embeddings
         inputs += [os.path.join(ctx.paths["embeddings"], m) for m in models]
     name = "%s/%s" % (command, os.path.splitext(os.path.basename(out))[0])
-    stage = ctx.stage(name, inputs, [out], {"models": ",".join(models),
-                                            "rules": json.dumps(ctx.config["rules"], sort_keys=True)})
+    stage = ctx.stage(name, inputs, [out], dict(ensemble_params(ctx, models),
+                                                rules=json.dumps(ctx.config["rules"], sort_keys=True)))
     if stage.needed():
         ctx.runner.run("head", "ensemble", args)
         stage.done()

@@ -5,7 +5,7 @@ import os
 from invoke import task
 
 from pipeline import context
-from pipeline.ensemble import ensemble_args
+from pipeline.ensemble import ensemble_args, ensemble_params
 from pipeline.heads import head_models
 from shared.steps import STEPS
 
@@ -21,7 +21,7 @@ def evaluate_stage(ctx, models):
     inputs = [truth, paths["submissions"]] + [os.path.join(paths["heads"], m, s) for m in trained for s in steps]
     out = os.path.join(paths["reports"], "evaluation.md")
     diagnostics = os.path.join(paths["reports"], "diagnostics.json")  # what the report plots
-    stage = ctx.stage("evaluate", inputs, [out, diagnostics], {"models": ",".join(models)})
+    stage = ctx.stage("evaluate", inputs, [out, diagnostics], ensemble_params(ctx, models))
     if stage.needed():
         args = ensemble_args(ctx, models, steps[-1], paths["reports"])
         ctx.runner.run("head", "evaluate", args + ["--truth", truth, "--submissions", paths["submissions"]])

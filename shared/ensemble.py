@@ -21,6 +21,8 @@ def ensemble_weights(registry, models, step):
     weights, notes = {}, []
     for group, members in sorted(live.items()):
         within = dict((m, registry.model(m)["ensemble"]["within"]) for m in members)
+        if not sum(within.values()):  # only members the registry weighs 0 within: they share alike
+            within = dict((m, 1.0) for m in members)
         within_total = sum(within.values())
         for m in members:
             weights[m] = registry.groups[group][step] / group_total * within[m] / within_total

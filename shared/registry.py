@@ -45,6 +45,21 @@ class Registry(object):
         return {"engines": self.engines, "groups": self.groups, "head_defaults": self.head_defaults,
                 "models": models}
 
+    def with_groups(self, groups):
+        """A registry whose ensemble group weights are these (a profile's `groups`: {group: {step:
+        weight}}, merged over the registry's); refused unless each step's weights still sum to 1."""
+        unknown = sorted(set(groups) - set(self.groups))
+        if unknown:
+            raise ValueError("ensemble groups %s are not in %s (groups: %s)" % (", ".join(unknown), self.path,
+                                                                               ", ".join(sorted(self.groups))))
+        data = self.with_models(self.models)
+        data["groups"] = _merge(self.groups, groups)
+        changed = Registry(data, self.path)
+        wrong = [p for p in changed.problems() if p.startswith("group weights")]
+        if wrong:
+            raise ValueError("ensemble groups %s: %s" % (groups, "; ".join(wrong)))
+        return changed
+
     def names(self, family=None, original=None):
         return [name for name, entry in sorted(self.models.items())
                 if (family is None or entry["family"] == family)

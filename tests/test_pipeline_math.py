@@ -112,6 +112,22 @@ def test_ensemble_weights_renormalise_over_present_models():
     assert np.allclose(combine(probs, {"x": 0.25, "y": 0.75}), [[0.25, 0.75]])
 
 
+def test_a_profile_sets_group_weights_that_still_sum_to_one():
+    """`groups` of a profile over the registry's: the extra group (whose Caffe MobileFaceNet
+    the registry weighs 0 within it) then shares the ensemble; sums other than 1 are refused."""
+    registry = registry_mod.load()
+    halves = {"step4": 0.5, "step6": 0.5, "step7": 0.5}
+    none = {"step4": 0, "step6": 0, "step7": 0}
+    changed = registry.with_groups({"insightface": halves, "extra": halves, "vggface2": none, "facenet": none})
+    weights, _ = ensemble_weights(changed, ["model4_insightface", "caffe_mobilefacenet"], "step7")
+    assert weights == pytest.approx({"model4_insightface": 0.5, "caffe_mobilefacenet": 0.5})
+    assert registry.groups["extra"]["step7"] == 0  # the registry itself is unchanged
+    with pytest.raises(ValueError, match="sum to 1.300000"):
+        registry.with_groups({"extra": halves, "insightface": halves})
+    with pytest.raises(ValueError, match="ensemble groups nope are not in"):
+        registry.with_groups({"nope": halves})
+
+
 def test_map_at_5_hand_computed():
     ranked = [[1, 2, 3, 4, 5], [1, 2, 3, 4, 5], [1, 2, 3, 4, 5], [9, 8, 7, 6, 1000]]
     assert map_at_5([1], ranked[:1]) == 1.0
