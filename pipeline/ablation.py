@@ -67,7 +67,8 @@ def run_row(ctx, spec, row, change, engine):
     if os.path.isfile(result_path) and read_json(result_path)["settings"] == settings:
         print("[ablation] %s: finished earlier (%s)" % (row, result_path))
         return dict(read_json(result_path), row=row)
-    print("[ablation] %s: %s" % (row, ", ".join("%s=%s" % kv for kv in sorted(change.items())) or "the base profile"))
+    print("[ablation] %s: %s" % (row, ", ".join("%s=%s" % (k, "(invoke.yaml)" if isinstance(v, dict) else v)
+                                                 for k, v in sorted(change.items())) or "the base profile"))
     link_dataset(ctx.paths["dataset"], os.path.join(workspace, "dataset"))
     config = copy.deepcopy(ctx.config)
     config["workspace"], config["engine"] = workspace, None
@@ -88,7 +89,10 @@ def run_row(ctx, spec, row, change, engine):
 
 
 def _val(result, step):
-    return " / ".join("%.4f" % steps[step] for steps in result["val_top1"].values() if step in steps) or "-"
+    """Each trained model's out-of-fold top-1, in the row's model order."""
+    found = result["val_top1"]
+    models = [m for m in result["settings"]["models"].split(",") if step in found.get(m, {})]
+    return " / ".join("%.4f" % found[m][step] for m in models) or "-"
 
 
 def table(results):
