@@ -3,9 +3,8 @@ service's `ensemble` program), and the heads-free `prototypes` submission (its `
 import json
 import os
 
-from invoke import task
-
 import yaml
+from invoke import task
 
 from pipeline import context
 from pipeline.heads import head_models
