@@ -49,7 +49,8 @@ export SLURM_CONF=$conf
 slurmctld -c
 slurmd
 for _ in $(seq 60); do
-  if sinfo -h -o %t 2>/dev/null | grep -qx idle; then echo "$conf"; exit 0; fi
+  # grep without -q reads all of sinfo's answer, so pipefail never sees a SIGPIPE
+  if sinfo -h -o %t 2>/dev/null | grep -x idle >/dev/null; then echo "$conf"; exit 0; fi
   sleep 1
 done
 echo "slurm-node: the node did not come up (logs in $dir/log)" >&2

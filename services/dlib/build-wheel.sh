@@ -54,9 +54,11 @@ with zipfile.ZipFile(sys.argv[1]) as z:
     name = next(n for n in z.namelist() if n.startswith("_dlib_pybind11") and n.endswith(".so"))
     open(sys.argv[2], "wb").write(z.read(name))
 PY
-objdump -p "$build/module.so" | grep -q 'NEEDED.*libopenblas' \
-  || { echo "build-wheel.sh: $wheel does not link OpenBLAS; it needs:" >&2
-       objdump -p "$build/module.so" | grep NEEDED >&2; exit 1; }
+# Read objdump's whole answer first: `objdump | grep -q` fails under pipefail whenever grep stops
+# reading early and objdump dies of SIGPIPE, which refused a good wheel on CI.
+needed=$(objdump -p "$build/module.so" | grep NEEDED)
+grep -q 'libopenblas' <<<"$needed" \
+  || { echo "build-wheel.sh: $wheel does not link OpenBLAS; it needs:" >&2; echo "$needed" >&2; exit 1; }
 rm -f .whl/dlib-*.whl
 mv "$wheel" .whl/
 echo "build-wheel.sh: $(basename "$wheel") in .whl/"
