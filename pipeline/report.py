@@ -112,6 +112,15 @@ def unknown_section(ctx, diag, step6, truth, figures):
             body += html.figure(FILES + "/" + name, "nearest neighbour trade-off %s" % model,
                                 "Unknown when the nearest train face's cosine similarity is below the threshold; "
                                 "the dashed line is the one tuned on the validation folds (%.3f)." % sweep["chosen"])
+        if diag.get("prototypes"):
+            sweep = diag["prototypes"]
+            fusion = ", ".join("%s %.1f" % mw for mw in sorted(sweep["weights"].items()))
+            plots.tradeoff(sweep, "Class prototypes (%s)" % fusion, os.path.join(figures, "prototypes.png"))
+            body += html.figure(FILES + "/prototypes.png", "class prototypes trade-off",
+                                "The prototypes submission as its unknown score varies, the fusion it chose kept: "
+                                "unknown is ranked above every class whose fused cosine is below the score. The "
+                                "dashed line is the score chosen on the validation folds (%.2f); the test's best "
+                                "MAP@5 over the whole grid is %.4f." % (sweep["chosen"], max(sweep["map5"])))
     if step6 and "min_distance" in step6:
         distances = dict(zip(step6["min_distance"]["images"], step6["min_distance"]["values"]))
         if truth:

@@ -145,6 +145,14 @@ def test_the_best_profile_fixes_orientation_and_makes_the_prototypes_submission_
         open(os.path.join(submissions, "prototypes.csv"), "rb").read()
     report = open(os.path.join(workspace, "reports", "evaluation.md")).read()
     assert "class prototypes" in report and "ensemble step7" in report
+    # the report's trade-off of the final submission: at the chosen unknown score, the sweep
+    # scores what the evaluation scored
+    sweep = json.load(open(os.path.join(workspace, "reports", "diagnostics.json")))["prototypes"]
+    chosen = json.load(open(os.path.join(submissions, "prototypes.json")))["threshold"]
+    evaluation = json.load(open(os.path.join(workspace, "reports", "evaluation.json")))["prototypes"]
+    assert sweep["chosen"] == chosen and len(sweep["thresholds"]) == len(sweep["map5"]) > 50
+    assert sweep["map5"][sweep["thresholds"].index(chosen)] == round(evaluation["map5"], 5)
+    assert "index_files/prototypes.png" in open(os.path.join(workspace, "reports", "index.html")).read()
 
 
 def test_the_ablation_runs_each_row_in_its_own_workspace_and_reuses_finished_rows(first_run, tmp_path):

@@ -1,8 +1,14 @@
 """What the report plots, computed where the arrays are (the head service's `evaluate` writes it
 to diagnostics.json): the step-4 unknown rule's trade-off as its distance threshold varies, the
-nearest-neighbour baseline's as its similarity threshold varies, and the final step's worst
-errors. Data only: the plots are drawn by the tasks (pipeline/plots.py)."""
+nearest-neighbour baseline's as its similarity threshold varies, the prototypes submission's as
+its unknown score varies, and the final step's worst errors. Data only: the plots are drawn by
+the tasks (pipeline/plots.py)."""
+import json
+import os
+
 import numpy as np
+
+from services.head import prototypes
 
 from services.head.ensemble import _distance, _ensemble, _no_face, tuned_rules
 from shared.ensemble import UNKNOWN
@@ -27,6 +33,29 @@ def unknown_sweep(truth, probs, class_ids, distance, rules, no_face):
     return dict(sweep, thresholds=[float(t) for t in DISTANCE_THRESHOLDS], chosen=rules["unknown_distance"],
                 probability=rules["unknown_probability"], axis="minimum squared L2 distance to a train face "
                                                                   "(unknown above)")
+
+
+def prototypes_sweep(args, truth, names):
+    """The prototypes submission's scores at each unknown score of its grid, the fusion it chose
+    kept (None when the workspace has no prototypes submission). How far the threshold chosen on
+    the validation folds lies from the test's best shows what choosing it cost."""
+    path = os.path.join(args.submissions, prototypes.SUBMISSION + ".json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        chosen = json.load(f)
+    weights = dict((m, w) for m, w in chosen["weights"].items() if w > 0)
+    images, labels, _ = read_folds(args.folds)
+    train, test, order = prototypes.load_models(args.embeddings, sorted(weights), images)
+    top, _ = prototypes.final_best_five(train, labels, test, weights)
+    lookup = dict(zip(names, truth))
+    truth, no_face = np.array([lookup[n] for n in order]), _no_face(args.no_face, order)
+    found = [scores(truth, prototypes.unknown_first_without_face(prototypes.rank(*top, threshold=t), no_face))
+             for t in prototypes.THRESHOLDS]
+    sweep = dict((key, [round(s[key], 5) for s in found]) for key in ("map5", "unknown_precision", "unknown_recall"))
+    return dict(sweep, thresholds=[float(t) for t in prototypes.THRESHOLDS], chosen=chosen["threshold"],
+                weights=weights, axis="fused cosine similarity to the best class prototype (unknown ranked above "
+                                   "the classes below it)")
 
 
 def worst_errors(truth, names, probs, class_ids, distance, train_faces):
@@ -54,7 +83,8 @@ def collect(args, registry, models, rules, truth, names, steps, nn_sweeps):
     probs, class_ids = _ensemble(args, registry, models, "step4")
     found = {"unknown_rule": unknown_sweep(truth, probs, class_ids, distance, tuned_rules(args, registry, models, rules),
                                            _no_face(args.no_face, names)),
-             "nearest_neighbour": nn_sweeps, "errors_step": steps[-1]}
+             "nearest_neighbour": nn_sweeps, "prototypes": prototypes_sweep(args, truth, names),
+             "errors_step": steps[-1]}
     images, labels, _ = read_folds(args.folds)
     train_faces = {}
     for image, label in zip(images, labels):

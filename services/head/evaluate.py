@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
 import numpy as np  # noqa: E402
 
 from services.head.arrays import load_split  # noqa: E402
-from services.head import diagnostics  # noqa: E402
+from services.head import diagnostics, prototypes  # noqa: E402
 from services.head.baselines import linear_svm, nearest_neighbour, nearest_neighbour_sweep  # noqa: E402
 from services.head.ensemble import log, parser, run, summary, test_names  # noqa: E402
 from shared.ensemble import UNKNOWN  # noqa: E402
@@ -28,7 +28,6 @@ from shared.storage import write_json, write_text  # noqa: E402
 from shared.submission import read_submission  # noqa: E402
 
 DIAGNOSTICS = "diagnostics.json"
-PROTOTYPES = "prototypes"  # <submissions>/prototypes.csv, when the prototypes program wrote one
 
 
 def _truth(path, names):
@@ -70,10 +69,10 @@ def cmd_evaluate(args, registry, models, rules):
         if os.path.isfile(path):
             sub_names, ranked = read_submission(path)
             report["ensemble"][step] = scores(_truth(args.truth, sub_names), ranked)
-    path = os.path.join(args.submissions, PROTOTYPES + ".csv")
+    path = os.path.join(args.submissions, prototypes.SUBMISSION + ".csv")
     if os.path.isfile(path):  # the prototypes program's submission (ensemble.prototypes)
         sub_names, ranked = read_submission(path)
-        report[PROTOTYPES] = scores(_truth(args.truth, sub_names), ranked)
+        report[prototypes.SUBMISSION] = scores(_truth(args.truth, sub_names), ranked)
     report["systems"] = systems(report, steps)
     write_json(os.path.join(args.out, "evaluation.json"), report)
     write_json(os.path.join(args.out, DIAGNOSTICS),
@@ -108,7 +107,7 @@ def systems(report, steps):
     """The test-set rows of the table (and the report's bar chart): ensemble per step, the
     prototypes submission when there is one, then each model's baselines."""
     rows = [("ensemble %s" % s, report["ensemble"][s]) for s in steps if s in report["ensemble"]]
-    rows += [("class prototypes", report[PROTOTYPES])] if PROTOTYPES in report else []
+    rows += [("class prototypes", report[prototypes.SUBMISSION])] if prototypes.SUBMISSION in report else []
     for model, base in sorted(report["baselines"].items()):
         nn = base["nearest_neighbour"]
         rows.append(("nearest neighbour (%s, threshold %.3f, unknown share %.3f)"

@@ -48,6 +48,9 @@ ALPHA = 0.5
 THRESHOLDS = np.round(np.arange(0.0, 0.9, 0.01), 2)
 # The fold column whose folds choose the settings (the baselines and the ensemble use it too).
 FOLD_COLUMN = "rt0"
+# The submission's name in <submissions>/ (prototypes.csv, its settings prototypes.json), where
+# the evaluation and its diagnostics look for it.
+SUBMISSION = "prototypes"
 
 
 def load_model(folder, images):
@@ -60,6 +63,18 @@ def load_model(folder, images):
         raise ValueError("%s: train embeddings have %d columns, test %d" % (folder, train.shape[1],
                                                                              test["embeddings"].shape[1]))
     return {"train": train, "test": test["embeddings"][order], "test_names": [test["names"][i] for i in order]}
+
+
+def load_models(embeddings, models, images):
+    """({model: train rows}, {model: test rows}, test names) of every model under `embeddings`;
+    names the folder whose test split lists other images than the first model's."""
+    loaded = dict((m, load_model(os.path.join(embeddings, m), images)) for m in models)
+    names = loaded[models[0]]["test_names"]
+    for m in models[1:]:
+        if loaded[m]["test_names"] != names:
+            raise ValueError("%s: its test split lists other images than %s's (%d vs %d)"
+                             % (os.path.join(embeddings, m), models[0], len(loaded[m]["test_names"]), len(names)))
+    return dict((m, e["train"]) for m, e in loaded.items()), dict((m, e["test"]) for m, e in loaded.items()), names
 
 
 def fusions(models):
@@ -102,6 +117,21 @@ def rank(top, top_scores, threshold):
     shifted = np.minimum(column - (column > above), top.shape[1] - 1)  # past the unknown: one class back
     ranked = np.where(column == above, UNKNOWN, np.take_along_axis(top, shifted, axis=1))
     return ranked if width == 5 else np.array([fill_top5(row) for row in ranked])
+
+
+def final_best_five(train, labels, test, weights):
+    """(best_five of the test rows against the prototypes of fusion `weights`, how many test
+    rows joined a prototype)."""
+    fused_test = fuse(test, weights)
+    classes, found, joined = prototypes(fuse(train, weights), labels, fused_test)
+    return best_five(unit_rows(fused_test).dot(found.T), classes), joined
+
+
+def unknown_first_without_face(ranked, no_face):
+    """`ranked` with "unknown" first in the rows where no face was found, as in the ensemble's submissions."""
+    for row in np.flatnonzero(no_face):
+        ranked[row] = fill_top5([UNKNOWN] + [c for c in ranked[row] if c != UNKNOWN][:4])
+    return ranked
 
 
 def validation(train, labels, folds, test):
@@ -154,20 +184,11 @@ def cmd_prototypes(args):
     images, labels, columns = read_folds(args.folds)
     if FOLD_COLUMN not in columns:
         raise ValueError("%s has no fold column %s" % (args.folds, FOLD_COLUMN))
-    loaded = dict((m, load_model(os.path.join(args.embeddings, m), images)) for m in models)
-    names = loaded[models[0]]["test_names"]
-    for m in models[1:]:
-        if loaded[m]["test_names"] != names:
-            raise ValueError("%s: its test split lists other images than %s's (%d vs %d)"
-                             % (os.path.join(args.embeddings, m), models[0], len(loaded[m]["test_names"]), len(names)))
-    train, test = dict((m, e["train"]) for m, e in loaded.items()), dict((m, e["test"]) for m, e in loaded.items())
+    train, test, names = load_models(args.embeddings, models, images)
     chosen, candidates = choose(train, labels, columns[FOLD_COLUMN], test)
-    fused_test = fuse(test, chosen["weights"])
-    classes, found, joined = prototypes(fuse(train, chosen["weights"]), labels, fused_test)
-    ranked = rank(*best_five(unit_rows(fused_test).dot(found.T), classes), threshold=chosen["threshold"])
+    top, joined = final_best_five(train, labels, test, chosen["weights"])
     no_face = _no_face(args.no_face, names)
-    for row in np.flatnonzero(no_face):  # no face found: unknown first, as in the ensemble's submissions
-        ranked[row] = fill_top5([UNKNOWN] + [c for c in ranked[row] if c != UNKNOWN][:4])
+    ranked = unknown_first_without_face(rank(*top, threshold=chosen["threshold"]), no_face)
     write_submission(args.out, names, ranked)
     write_json(os.path.splitext(args.out)[0] + ".json",
                dict(chosen, tau=TAU, alpha=ALPHA, fold_column=FOLD_COLUMN, test_images=len(names),
