@@ -179,11 +179,18 @@ def _who(label, image, provenance):
 def gallery_section(ctx, diag):
     if not diag:
         return html.section("Worst errors", html.note("No evaluation, so no known errors."))
+    if ctx.final_submission() == "prototypes" and diag.get("prototypes"):  # the final submission's errors
+        errors, score = diag["prototypes"]["worst_errors"], "cosine"
+        what = ("the class prototypes submission (final.csv). cosine: the fused cosine similarity to the class's "
+                "prototype; the unknown score is %.2f" % diag["prototypes"]["chosen"])
+    else:
+        errors, score = diag["worst_errors"], "p"
+        what = "the %s ensemble. p: the ensemble's probability" % diag["errors_step"]
     dataset, reports = ctx.paths["dataset"], ctx.paths["reports"]
     provenance = _rows(os.path.join(dataset, "provenance.csv"))
     os.makedirs(os.path.join(reports, FILES, "faces"))
     rows = []
-    for e in diag["worst_errors"]:
+    for e in errors:
         damage = provenance.get(e["image"], {}).get("damage")
         rows.append(["%s<br>%s%s" % (html.image(_thumbnail(dataset, reports, "test", e["image"]), "test face"),
                                      html.text(e["image"]), "<br>damage: %s" % html.text(damage) if damage else ""),
@@ -191,14 +198,18 @@ def gallery_section(ctx, diag):
                                          _who(e["guess"], e["guess_face"], provenance)),
                      "%s<br>truth %s" % (html.image(_thumbnail(dataset, reports, "train", e["truth_face"]), "truth"),
                                          _who(e["truth"], e["truth_face"], provenance)),
-                     "guess p %.3f<br>truth p %s<br>truth rank %s<br>distance %.3f" % (
-                         e["guess_probability"], "-" if e["truth_probability"] is None else "%.3f" % e["truth_probability"],
+                     "guess %s %s<br>truth %s %s<br>truth rank %s<br>distance %.3f" % (
+                         score, _score(e["guess_score"]), score, _score(e["truth_score"]),
                          e["truth_rank"] or "not in top 5", e["min_distance"])])
-    body = html.note("The %d most confident wrong first guesses of the %s ensemble: the test face, a train face of the "
-                     "guessed identity and one of the true identity (none for unknown). p: the ensemble's probability; "
-                     "distance: to the nearest train face." % (len(rows), diag["errors_step"]))
+    body = html.note("The %d most confident wrong first guesses of %s: the test face, a train face of the guessed "
+                     "identity and one of the true identity (none for unknown); distance: to the nearest train face."
+                     % (len(rows), what))
     return html.section("Worst errors", body + '<div class="gallery">%s</div>' % html.table(
         ["test face", "guessed identity", "true identity", "scores"], rows))
+
+
+def _score(value):
+    return "-" if value is None else "%.3f" % value
 
 
 def report_stage(ctx):

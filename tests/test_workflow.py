@@ -1,4 +1,5 @@
 """`invoke all` end to end on a tiny real benchmark: every stage, skipping, and reproducibility."""
+import csv
 import json
 import os
 import re
@@ -152,7 +153,16 @@ def test_the_best_profile_fixes_orientation_and_makes_the_prototypes_submission_
     evaluation = json.load(open(os.path.join(workspace, "reports", "evaluation.json")))["prototypes"]
     assert sweep["chosen"] == chosen and len(sweep["thresholds"]) == len(sweep["map5"]) > 50
     assert sweep["map5"][sweep["thresholds"].index(chosen)] == round(evaluation["map5"], 5)
-    assert "index_files/prototypes.png" in open(os.path.join(workspace, "reports", "index.html")).read()
+    page = open(os.path.join(workspace, "reports", "index.html")).read()
+    assert "index_files/prototypes.png" in page
+    # the gallery shows the final submission's errors: each a wrong first guess of prototypes.csv
+    assert "wrong first guesses of the class prototypes submission (final.csv)" in page
+    names, ranked = read_submission(os.path.join(submissions, "prototypes.csv"))
+    first = dict(zip(names, (int(row[0]) for row in ranked)))
+    truth = dict((r["image"], int(r["label"])) for r in csv.DictReader(open(os.path.join(workspace, "dataset",
+                                                                                         "test_truth.csv"))))
+    errors = sweep["worst_errors"]
+    assert errors and all(first[e["image"]] == e["guess"] != e["truth"] == truth[e["image"]] for e in errors)
 
 
 def test_the_ablation_runs_each_row_in_its_own_workspace_and_reuses_finished_rows(first_run, tmp_path):

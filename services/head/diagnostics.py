@@ -35,10 +35,11 @@ def unknown_sweep(truth, probs, class_ids, distance, rules, no_face):
                                                                   "(unknown above)")
 
 
-def prototypes_sweep(args, truth, names):
+def prototypes_sweep(args, truth, names, distance, train_faces):
     """The prototypes submission's scores at each unknown score of its grid, the fusion it chose
-    kept (None when the workspace has no prototypes submission). How far the threshold chosen on
-    the validation folds lies from the test's best shows what choosing it cost."""
+    kept, and its worst errors (None when the workspace has no prototypes submission). How far
+    the threshold chosen on the validation folds lies from the test's best shows what choosing
+    it cost."""
     path = os.path.join(args.submissions, prototypes.SUBMISSION + ".json")
     if not os.path.isfile(path):
         return None
@@ -47,29 +48,41 @@ def prototypes_sweep(args, truth, names):
     weights = dict((m, w) for m, w in chosen["weights"].items() if w > 0)
     images, labels, _ = read_folds(args.folds)
     train, test, order = prototypes.load_models(args.embeddings, sorted(weights), images)
-    top, _ = prototypes.final_best_five(train, labels, test, weights)
-    lookup = dict(zip(names, truth))
-    truth, no_face = np.array([lookup[n] for n in order]), _no_face(args.no_face, order)
-    found = [scores(truth, prototypes.unknown_first_without_face(prototypes.rank(*top, threshold=t), no_face))
-             for t in prototypes.THRESHOLDS]
+    similarity, classes, _ = prototypes.final_scores(train, labels, test, weights)
+    position = dict((n, i) for i, n in enumerate(order))
+    similarity, no_face = similarity[[position[n] for n in names]], _no_face(args.no_face, names)
+    top = prototypes.best_five(similarity, classes)
+
+    def ranked(threshold):
+        return prototypes.unknown_first_without_face(prototypes.rank(*top, threshold=threshold), no_face)
+
+    found = [scores(truth, ranked(t)) for t in prototypes.THRESHOLDS]
     sweep = dict((key, [round(s[key], 5) for s in found]) for key in ("map5", "unknown_precision", "unknown_recall"))
+    final = ranked(chosen["threshold"])
+    # how sure each first guess was: a class's cosine above the unknown score, or the best cosine below it
+    confidence = np.abs(top[1][:, 0] - chosen["threshold"])
     return dict(sweep, thresholds=[float(t) for t in prototypes.THRESHOLDS], chosen=chosen["threshold"],
                 weights=weights, axis="fused cosine similarity to the best class prototype (unknown ranked above "
-                                   "the classes below it)")
+                                   "the classes below it)",
+                worst_errors=worst_errors(truth, names, final, confidence, (similarity, classes), distance, train_faces))
 
 
-def worst_errors(truth, names, probs, class_ids, distance, train_faces):
-    """The WORST most confident wrong first guesses: test image, truth, guess, their
-    probabilities and one train image of each identity (None for the unknown label)."""
-    ranked = top_k(probs, class_ids=class_ids)
-    column = dict((c, i) for i, c in enumerate(class_ids))
+def worst_errors(truth, names, ranked, confidence, class_scores, distance, train_faces):
+    """The WORST most confident wrong first guesses of `ranked` (`confidence` per row): test
+    image, truth, guess, their scores in `class_scores` ((N, K) scores, K class ids; None for a
+    label without a column) and one train image of each identity (None for the unknown label)."""
+    values, class_ids = class_scores
+    column = dict((int(c), i) for i, c in enumerate(class_ids))
+
+    def score(row, label):
+        return round(float(values[row, column[label]]), 4) if label in column else None
+
     wrong = np.where(ranked[:, 0] != truth)[0]
-    confidence = probs[wrong, [column[c] for c in ranked[wrong, 0]]]
     rows = []
-    for row, score in sorted(zip(wrong, confidence), key=lambda pair: -pair[1])[:WORST]:
+    for row in sorted(wrong, key=lambda r: -confidence[r])[:WORST]:
         true, guess = int(truth[row]), int(ranked[row, 0])
-        rows.append({"image": names[row], "truth": true, "guess": guess, "guess_probability": round(float(score), 4),
-                     "truth_probability": round(float(probs[row, column[true]]), 4) if true in column else None,
+        rows.append({"image": names[row], "truth": true, "guess": guess, "guess_score": score(row, guess),
+                     "truth_score": score(row, true),
                      "truth_rank": int(list(ranked[row]).index(true)) + 1 if true in ranked[row] else None,
                      "min_distance": round(float(distance[row]), 4),
                      "guess_face": train_faces.get(guess), "truth_face": train_faces.get(true)})
@@ -77,18 +90,22 @@ def worst_errors(truth, names, probs, class_ids, distance, train_faces):
 
 
 def collect(args, registry, models, rules, truth, names, steps, nn_sweeps):
-    """diagnostics.json: the sweeps (step-4 ensemble; nearest neighbour per model, `nn_sweeps`)
-    and the worst errors of the last step's ensemble."""
+    """diagnostics.json: the sweeps (step-4 ensemble; nearest neighbour per model, `nn_sweeps`;
+    the prototypes submission) and the worst errors of the last step's ensemble and of the
+    prototypes submission (the report shows the final submission's)."""
     distance = _distance(args, registry, models, names)
-    probs, class_ids = _ensemble(args, registry, models, "step4")
-    found = {"unknown_rule": unknown_sweep(truth, probs, class_ids, distance, tuned_rules(args, registry, models, rules),
-                                           _no_face(args.no_face, names)),
-             "nearest_neighbour": nn_sweeps, "prototypes": prototypes_sweep(args, truth, names),
-             "errors_step": steps[-1]}
     images, labels, _ = read_folds(args.folds)
     train_faces = {}
     for image, label in zip(images, labels):
         train_faces.setdefault(int(label), image)
+    probs, class_ids = _ensemble(args, registry, models, "step4")
+    found = {"unknown_rule": unknown_sweep(truth, probs, class_ids, distance, tuned_rules(args, registry, models, rules),
+                                           _no_face(args.no_face, names)),
+             "nearest_neighbour": nn_sweeps, "errors_step": steps[-1],
+             "prototypes": prototypes_sweep(args, truth, names, distance, train_faces)}
     probs, class_ids = _ensemble(args, registry, models, steps[-1])
-    found["worst_errors"] = worst_errors(truth, names, probs, class_ids, distance, train_faces)
+    ranked = top_k(probs, class_ids=class_ids)
+    column = dict((c, i) for i, c in enumerate(class_ids))
+    confidence = probs[np.arange(len(ranked)), [column[c] for c in ranked[:, 0]]]
+    found["worst_errors"] = worst_errors(truth, names, ranked, confidence, (probs, class_ids), distance, train_faces)
     return found

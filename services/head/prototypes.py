@@ -119,12 +119,12 @@ def rank(top, top_scores, threshold):
     return ranked if width == 5 else np.array([fill_top5(row) for row in ranked])
 
 
-def final_best_five(train, labels, test, weights):
-    """(best_five of the test rows against the prototypes of fusion `weights`, how many test
-    rows joined a prototype)."""
+def final_scores(train, labels, test, weights):
+    """((N, K) fused cosines of the test rows to the prototypes of fusion `weights`, the K class
+    ids, how many test rows joined a prototype)."""
     fused_test = fuse(test, weights)
     classes, found, joined = prototypes(fuse(train, weights), labels, fused_test)
-    return best_five(unit_rows(fused_test).dot(found.T), classes), joined
+    return unit_rows(fused_test).dot(found.T), classes, joined
 
 
 def unknown_first_without_face(ranked, no_face):
@@ -186,9 +186,9 @@ def cmd_prototypes(args):
         raise ValueError("%s has no fold column %s" % (args.folds, FOLD_COLUMN))
     train, test, names = load_models(args.embeddings, models, images)
     chosen, candidates = choose(train, labels, columns[FOLD_COLUMN], test)
-    top, joined = final_best_five(train, labels, test, chosen["weights"])
+    similarity, classes, joined = final_scores(train, labels, test, chosen["weights"])
     no_face = _no_face(args.no_face, names)
-    ranked = unknown_first_without_face(rank(*top, threshold=chosen["threshold"]), no_face)
+    ranked = unknown_first_without_face(rank(*best_five(similarity, classes), threshold=chosen["threshold"]), no_face)
     write_submission(args.out, names, ranked)
     write_json(os.path.splitext(args.out)[0] + ".json",
                dict(chosen, tau=TAU, alpha=ALPHA, fold_column=FOLD_COLUMN, test_images=len(names),
