@@ -89,6 +89,9 @@ def test_a_valid_submission_the_same_bytes_twice_and_settings_from_the_grids(wor
     assert chosen["threshold"] in THRESHOLDS.tolist()
     assert chosen["weights"] in fusions(sorted(MODELS)) and len(chosen["candidates"]) == 5
     assert chosen["validation_map5"] == max(c["validation_map5"] for c in chosen["candidates"])
+    # one unknown share weighs every fusion: the median of the fusions' own estimates
+    shares = set(c["estimated_unknown_share"] for c in chosen["candidates"])
+    assert shares == {round(float(np.median([c["own_unknown_share"] for c in chosen["candidates"]])), 6)}
 
 
 def test_validation_figure_at_least_the_nearest_neighbour_baselines(workspace):

@@ -12,7 +12,7 @@ prototype with weight ALPHA. "Unknown" (label 1000) is a virtual class of score 
 t falls among a row's five best classes. The fusion weights and t are chosen on the folds of
 column FOLD_COLUMN: identities absent from a fold's gallery play the unknowns, and known and
 unknown rows are weighed by the test set's unknown share, estimated without its labels
-(baselines.unknown_share). Writes the submission and, beside it, <out>.json: the chosen
+(baselines.unknown_share; the median over the fusions, the same for all). Writes the submission and, beside it, <out>.json: the chosen
 settings and every candidate's validation figures. The test truth is never read.
 """
 import argparse
@@ -144,13 +144,18 @@ def validation(train, labels, folds, test):
     return [best_five(s, c) + (truth,) for s, c, truth in validation_folds(train, labels, folds, score)]
 
 
-def choose_threshold(parts, test_best):
-    """The unknown score with the best validation MAP@5, known and unknown rows weighed by the
-    test's estimated unknown share; the first (lowest) of equals. Returns its figures."""
+def estimated_share(parts, test_best):
+    """The test's unknown share as one fusion's validation and test best scores estimate it."""
+    truth = np.concatenate([t for _, _, t in parts])
+    best = np.concatenate([s[:, 0] for _, s, _ in parts])
+    return unknown_share(best[truth != UNKNOWN], best[truth == UNKNOWN], test_best)
+
+
+def choose_threshold(parts, share):
+    """The unknown score with the best validation MAP@5, known and unknown rows weighed
+    (1 - share) : share; the first (lowest) of equals. Returns its figures."""
     truth = np.concatenate([t for _, _, t in parts])
     unknown = truth == UNKNOWN
-    best = np.concatenate([s[:, 0] for _, s, _ in parts])
-    share = unknown_share(best[~unknown], best[unknown], test_best)
     found = None
     for threshold in THRESHOLDS:
         rr = np.concatenate([reciprocal_ranks(t, rank(c, s, threshold)) for c, s, t in parts])
@@ -159,23 +164,30 @@ def choose_threshold(parts, test_best):
         value = weighted_map5(rr, unknown, share)
         if found is None or value > found["validation_map5"]:
             found = {"threshold": float(threshold), "validation_map5": round(float(value), 6),
-                     "validation_known": round(float(known_map), 6), "validation_unknown": round(float(unknown_map), 6),
-                     "estimated_unknown_share": round(share, 6)}
+                     "validation_known": round(float(known_map), 6), "validation_unknown": round(float(unknown_map), 6)}
     return found
 
 
 def choose(train, labels, folds, test):
-    """Every fusion's validation figures and the best one (the first of equals)."""
-    candidates = []
+    """Every fusion's validation figures and the best one (the first of equals). The test's
+    unknown share is one number, so every fusion is weighed by the same estimate: the median of
+    the fusions' own. With few validation unknowns one fusion's estimate can fall near 0, and
+    weighing that fusion by it alone would reward it for ignoring the unknowns."""
+    found = []
     for weights in fusions(sorted(train)):
         fused_train, fused_test = fuse(train, weights), fuse(test, weights)
-        classes, found, _ = prototypes(fused_train, labels, fused_test)
-        figures = choose_threshold(validation(fused_train, labels, folds, fused_test),
-                                   unit_rows(fused_test).dot(found.T).max(axis=1))
-        candidates.append(dict(figures, weights=weights))
-        log("prototypes: weights %s -> unknown score %.2f, validation MAP@5 %.4f (unknown share %.3f)"
+        classes, prototypes_, _ = prototypes(fused_train, labels, fused_test)
+        parts = validation(fused_train, labels, folds, fused_test)
+        found.append((weights, parts, estimated_share(parts, unit_rows(fused_test).dot(prototypes_.T).max(axis=1))))
+    share = float(np.median([own for _, _, own in found]))
+    candidates = []
+    for weights, parts, own in found:
+        figures = dict(choose_threshold(parts, share), estimated_unknown_share=round(share, 6),
+                       own_unknown_share=round(own, 6), weights=weights)
+        candidates.append(figures)
+        log("prototypes: weights %s -> unknown score %.2f, validation MAP@5 %.4f (unknown share %.3f, its own %.3f)"
             % (", ".join("%s %.1f" % kv for kv in sorted(weights.items())), figures["threshold"],
-               figures["validation_map5"], figures["estimated_unknown_share"]))
+               figures["validation_map5"], share, own))
     return max(candidates, key=lambda c: c["validation_map5"]), candidates
 
 
