@@ -62,8 +62,7 @@ def prototypes_sweep(args, truth, names, distance, train_faces):
     # how sure each first guess was: a class's cosine above the unknown score, or the best cosine below it
     confidence = np.abs(top[1][:, 0] - chosen["threshold"])
     return dict(sweep, thresholds=[float(t) for t in prototypes.THRESHOLDS], chosen=chosen["threshold"],
-                weights=weights, axis="fused cosine similarity to the best class prototype (unknown ranked above "
-                                   "the classes below it)",
+                weights=weights, axis="unknown score: ranked above the classes whose fused cosine is below it",
                 worst_errors=worst_errors(truth, names, final, confidence, (similarity, classes), distance, train_faces))
 
 
