@@ -9,7 +9,6 @@ import os
 import numpy as np
 
 from services.head import prototypes
-
 from services.head.ensemble import _distance, _ensemble, _no_face, tuned_rules
 from shared.ensemble import UNKNOWN
 from shared.folds import read_folds
@@ -103,8 +102,6 @@ def collect(args, registry, models, rules, truth, names, steps, nn_sweeps):
              "nearest_neighbour": nn_sweeps, "errors_step": steps[-1],
              "prototypes": prototypes_sweep(args, truth, names, distance, train_faces)}
     probs, class_ids = _ensemble(args, registry, models, steps[-1])
-    ranked = top_k(probs, class_ids=class_ids)
-    column = dict((c, i) for i, c in enumerate(class_ids))
-    confidence = probs[np.arange(len(ranked)), [column[c] for c in ranked[:, 0]]]
-    found["worst_errors"] = worst_errors(truth, names, ranked, confidence, (probs, class_ids), distance, train_faces)
+    found["worst_errors"] = worst_errors(truth, names, top_k(probs, class_ids=class_ids), probs.max(axis=1),
+                                         (probs, class_ids), distance, train_faces)
     return found
