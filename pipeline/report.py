@@ -5,6 +5,7 @@ in the workspace: the evaluation (reports/evaluation.json, diagnostics.json: the
 (reports/run.json, written by `invoke all`). Figures and face thumbnails are PNGs in
 reports/index_files/; the page has no script and loads nothing from the network."""
 import csv
+import filecmp
 import io
 import os
 import platform
@@ -179,13 +180,14 @@ def _who(label, image, provenance):
 def gallery_section(ctx, diag):
     if not diag:
         return html.section("Worst errors", html.note("No evaluation, so no known errors."))
-    if ctx.final_submission() == "prototypes" and diag.get("prototypes"):  # the final submission's errors
+    if diag.get("prototypes") and _final_is_prototypes(ctx.paths["submissions"]):  # the final submission's errors
         errors, score = diag["prototypes"]["worst_errors"], "cosine"
-        what = ("the class prototypes submission (final.csv). cosine: the fused cosine similarity to the class's "
-                "prototype; the unknown score is %.2f" % diag["prototypes"]["chosen"])
+        what, legend = "the class prototypes submission (final.csv)", (
+            "cosine: the fused cosine similarity to the class's prototype (the unknown score is %.2f)"
+            % diag["prototypes"]["chosen"])
     else:
         errors, score = diag["worst_errors"], "p"
-        what = "the %s ensemble. p: the ensemble's probability" % diag["errors_step"]
+        what, legend = "the %s ensemble" % diag["errors_step"], "p: the ensemble's probability"
     dataset, reports = ctx.paths["dataset"], ctx.paths["reports"]
     provenance = _rows(os.path.join(dataset, "provenance.csv"))
     os.makedirs(os.path.join(reports, FILES, "faces"))
@@ -202,10 +204,16 @@ def gallery_section(ctx, diag):
                          score, _score(e["guess_score"]), score, _score(e["truth_score"]),
                          e["truth_rank"] or "not in top 5", e["min_distance"])])
     body = html.note("The %d most confident wrong first guesses of %s: the test face, a train face of the guessed "
-                     "identity and one of the true identity (none for unknown); distance: to the nearest train face."
-                     % (len(rows), what))
+                     "identity and one of the true identity (none for unknown). %s; distance: to the nearest train "
+                     "face." % (len(rows), what, legend))
     return html.section("Worst errors", body + '<div class="gallery">%s</div>' % html.table(
         ["test face", "guessed identity", "true identity", "scores"], rows))
+
+
+def _final_is_prototypes(submissions):
+    """Whether final.csv is the prototypes submission (whichever profile wrote it)."""
+    final, prototypes = (os.path.join(submissions, name) for name in ("final.csv", "prototypes.csv"))
+    return os.path.isfile(final) and os.path.isfile(prototypes) and filecmp.cmp(final, prototypes, shallow=False)
 
 
 def _score(value):
