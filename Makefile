@@ -6,7 +6,7 @@ SERVICES := $(patsubst services/%/requirements.txt,%,$(wildcard services/*/requi
 INVOKE := $(VENVS)/tasks/bin/invoke
 WORKSPACE ?= workspace
 
-.PHONY: setup images demo test bench clean-venvs
+.PHONY: setup images demo test bench clean-venvs clean-images
 
 setup: $(VENVS)/tasks/.ready $(SERVICES:%=$(VENVS)/%/.ready)
 
@@ -56,3 +56,10 @@ bench: setup
 
 clean-venvs:
 	rm -rf $(VENVS)
+
+# Each image rebuild leaves the old image behind untagged, and the engine's build cache grows
+# with every change: on a long-lived machine they filled the disk. This drops untagged images
+# and build cache older than a day; the current faces/* images stay.
+clean-images:
+	docker image prune -f
+	docker builder prune -f --filter until=24h
