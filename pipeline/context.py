@@ -97,15 +97,6 @@ class RunContext(object):
         """What `invoke all` embeds: `--models`, else the profile's `models`, else invoke.yaml's."""
         return override or self.profile.get("models") or self.config["models"]
 
-    def final_submission(self):
-        """The profile's `final`: which submission becomes final.csv, step7 (the original's) or
-        prototypes (the head service's heads-free ranking of every chosen model, fused)."""
-        value = self.profile["final"]
-        if value not in ("step7", "prototypes"):
-            raise ValueError("invoke.yaml profile '%s': final must be step7 or prototypes, not %r"
-                             % (self.profile_name, value))
-        return value
-
     def workers(self, entry):
         return self.config["workers"].get(entry["family"], 1)
 

@@ -114,7 +114,7 @@ class Graph(object):
             heads[step] = [self.heads(model, step, embedded[model] + [split] + ([pseudo] if pseudo else []))
                            for model in trained]
             submits.append(self.submit("submit " + step, submit_stage, (chosen, step), heads[step] + distance))
-        if ctx.final_submission() == "prototypes":
+        if workflow.final_submission(ctx) == "prototypes":
             submits.append(self.submit("prototypes", prototypes_stage, (chosen,),
                                        [split] + [f for m in chosen for f in embedded[m]]))
         final = self.submit("final", workflow._final, (), submits)

@@ -63,14 +63,23 @@ def _stages(ctx, chosen):
         for model in trained:
             yield "heads %s %s" % (model, step), lambda model=model, step=step: train_stage(ctx, model, step)
         yield "submit " + step, lambda step=step: submit_stage(ctx, chosen, step)
-    if ctx.final_submission() == "prototypes":
+    if final_submission(ctx) == "prototypes":
         yield "prototypes", lambda: prototypes_stage(ctx, chosen)
+
+
+def final_submission(ctx):
+    """The profile's `final`: which submission becomes final.csv, step7 (the original's) or
+    prototypes (the head service's heads-free ranking of every chosen model, fused)."""
+    value = ctx.profile["final"]
+    if value not in ("step7", "prototypes"):
+        raise ValueError("invoke.yaml profile '%s': final must be step7 or prototypes, not %r" % (ctx.profile_name, value))
+    return value
 
 
 def _final(ctx):
     submissions = ctx.paths["submissions"]
     final = os.path.join(submissions, "final.csv")
-    shutil.copyfile(os.path.join(submissions, ctx.final_submission() + ".csv"), final + ".tmp")
+    shutil.copyfile(os.path.join(submissions, final_submission(ctx) + ".csv"), final + ".tmp")
     os.rename(final + ".tmp", final)
     return final
 

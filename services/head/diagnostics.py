@@ -3,7 +3,6 @@ to diagnostics.json): the step-4 unknown rule's trade-off as its distance thresh
 nearest-neighbour baseline's as its similarity threshold varies, the prototypes submission's as
 its unknown score varies, and the final step's worst errors. Data only: the plots are drawn by
 the tasks (pipeline/plots.py)."""
-import json
 import os
 
 import numpy as np
@@ -13,6 +12,7 @@ from services.head.ensemble import _distance, _ensemble, _no_face, tuned_rules
 from shared.ensemble import UNKNOWN
 from shared.folds import read_folds
 from shared.metrics import scores, top_k
+from shared.storage import read_json
 
 DISTANCE_THRESHOLDS = np.round(np.arange(0.5, 2.0001, 0.025), 3)  # the unknown rule's distance sweep
 WORST = 24  # errors shown in the report's gallery
@@ -42,8 +42,7 @@ def prototypes_sweep(args, truth, names, distance, train_faces):
     path = os.path.join(args.submissions, prototypes.SUBMISSION + ".json")
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        chosen = json.load(f)
+    chosen = read_json(path)
     weights = dict((m, w) for m, w in chosen["weights"].items() if w > 0)
     images, labels, _ = read_folds(args.folds)
     train, test, order = prototypes.load_models(args.embeddings, sorted(weights), images)

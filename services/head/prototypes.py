@@ -12,8 +12,9 @@ prototype with weight ALPHA. "Unknown" (label 1000) is a virtual class of score 
 t falls among a row's five best classes. The fusion weights and t are chosen on the folds of
 column FOLD_COLUMN: identities absent from a fold's gallery play the unknowns, and known and
 unknown rows are weighed by the test set's unknown share, estimated without its labels
-(baselines.unknown_share; the median over the fusions, the same for all). Writes the submission and, beside it, <out>.json: the chosen
-settings and every candidate's validation figures. The test truth is never read.
+(baselines.unknown_share; the median over the fusions, the same for all). Writes the
+submission and, beside it, <out>.json: the chosen settings and every candidate's validation
+figures. The test truth is never read.
 """
 import argparse
 import itertools
@@ -175,10 +176,8 @@ def choose(train, labels, folds, test):
     weighing that fusion by it alone would reward it for ignoring the unknowns."""
     found = []
     for weights in fusions(sorted(train)):
-        fused_train, fused_test = fuse(train, weights), fuse(test, weights)
-        classes, prototypes_, _ = prototypes(fused_train, labels, fused_test)
-        parts = validation(fused_train, labels, folds, fused_test)
-        found.append((weights, parts, estimated_share(parts, unit_rows(fused_test).dot(prototypes_.T).max(axis=1))))
+        parts = validation(fuse(train, weights), labels, folds, fuse(test, weights))
+        found.append((weights, parts, estimated_share(parts, final_scores(train, labels, test, weights)[0].max(axis=1))))
     share = float(np.median([own for _, _, own in found]))
     candidates = []
     for weights, parts, own in found:
