@@ -61,9 +61,21 @@ def _ensemble_stage(ctx, command, models, step, out, previous=None):
         stage.done()
 
 
+def pseudo_source(ctx):
+    """The profile's `pseudo_labels`: where the step-6 set comes from, heads (the original's
+    step-4 ensemble and rules) or prototypes (the prototypes' first guesses)."""
+    value = ctx.profile.get("pseudo_labels")
+    if value not in ("heads", "prototypes"):
+        raise ValueError("invoke.yaml profile '%s': pseudo_labels must be heads or prototypes, not %r"
+                         % (ctx.profile_name, value))
+    return value
+
+
 def pseudo_stage(ctx, models, target):
     """The pseudo-label set `target` (step6 or step7) trains on, from the previous step's ensemble
-    (and, for step 7, the unknowns of the step-6 set)."""
+    (and, for step 7, the unknowns of the step-6 set), or for step 6 from the prototypes."""
+    if target == "step6" and pseudo_source(ctx) == "prototypes":
+        return prototypes_stage(ctx, models)
     folder = ctx.paths["pseudo"]
     previous = os.path.join(folder, PSEUDO_SOURCE[target] + ".csv") if target == "step7" else None
     _ensemble_stage(ctx, "pseudo", models, PSEUDO_SOURCE[target], os.path.join(folder, target + ".csv"), previous)
@@ -71,15 +83,17 @@ def pseudo_stage(ctx, models, target):
 
 def prototypes_stage(ctx, models):
     """submissions/prototypes.csv: the head service's `prototypes` program (no heads: class
-    prototypes of the models' fused embeddings), skipped while its inputs are unchanged."""
+    prototypes of the models' fused embeddings), and pseudo/step6.csv where the profile takes
+    its pseudo-labels from them; skipped while its inputs are unchanged."""
     paths = ctx.paths
     out = os.path.join(paths["submissions"], "prototypes.csv")
     no_face = _no_face_args(ctx)
+    pseudo = ["--pseudo", os.path.join(paths["pseudo"], "step6.csv")] if pseudo_source(ctx) == "prototypes" else []
     inputs = [os.path.join(paths["embeddings"], m) for m in models] + [paths["folds"]] + no_face[1:]
-    stage = ctx.stage("prototypes", inputs, [out], {"models": ",".join(models)})
+    stage = ctx.stage("prototypes", inputs, [out] + pseudo[1:], {"models": ",".join(models), "pseudo": bool(pseudo)})
     if stage.needed():
         ctx.runner.run("head", "prototypes", ["--models", ",".join(models), "--embeddings", paths["embeddings"],
-                                              "--folds", paths["folds"], "--out", out] + no_face)
+                                              "--folds", paths["folds"], "--out", out] + no_face + pseudo)
         stage.done()
 
 

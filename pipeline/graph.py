@@ -102,24 +102,25 @@ class Graph(object):
         align = self.submit("align", prealigned_stage if pre_aligned else detect_stage, (crops_for(ctx, chosen),))
         split = self.submit("split", split_stage)
         embedded = dict((model, self.embed(model, shards, [align])) for model in chosen)
-        heads, pseudo, submits = {}, None, []
+        heads, pseudo, submits = {}, {}, []
         trained = head_models(ctx, chosen, log=True)
         # A model without heads (weight 0) is still read by the distance rule where its distance
         # weight is not 0, and by the evaluation's baselines: they wait for its embeddings.
         distance = [f for m in chosen if ctx.registry.model(m)["ensemble"]["distance"] > 0 for f in embedded[m]]
+        every_embedding = [f for m in chosen for f in embedded[m]]
         for step in STEPS:
-            if step in PSEUDO_SOURCE:
-                pseudo = self.submit("pseudo " + step, pseudo_stage, (chosen, step),
-                                     heads[PSEUDO_SOURCE[step]] + ([pseudo] if pseudo else []) + distance)
-            heads[step] = [self.heads(model, step, embedded[model] + [split] + ([pseudo] if pseudo else []))
+            if step in PSEUDO_SOURCE:  # step 6's set may come from the prototypes: every model's embeddings
+                pseudo[step] = self.submit("pseudo " + step, pseudo_stage, (chosen, step), heads[PSEUDO_SOURCE[step]]
+                                           + list(pseudo.values()) + every_embedding + [split])
+            heads[step] = [self.heads(model, step, embedded[model] + [split] + ([pseudo[step]] if step in pseudo else []))
                            for model in trained]
             submits.append(self.submit("submit " + step, submit_stage, (chosen, step), heads[step] + distance))
-        if workflow.final_submission(ctx) == "prototypes":
+        if workflow.final_submission(ctx) == "prototypes":  # after step 6's set, which may have run it
             submits.append(self.submit("prototypes", prototypes_stage, (chosen,),
-                                       [split] + [f for m in chosen for f in embedded[m]]))
+                                       [split, pseudo["step6"]] + every_embedding))
         final = self.submit("final", workflow._final, (), submits)
         self.submit("evaluate", evaluate_stage, (chosen,), [final] + [h for hs in heads.values() for h in hs]
-                    + [f for m in chosen for f in embedded[m]])
+                    + every_embedding)
 
 
 def run_all(ctx, spec, shards, models):

@@ -1,7 +1,8 @@
 """The head service's `prototypes` program (class prototypes of fused embeddings, no training) on
 a small real benchmark embedded by y1 and MobileFaceNet: a valid submission, the same bytes twice,
 settings from its grids, a validation figure no worse than the nearest-neighbour baseline's,
-and clear errors for missing or mismatched embeddings."""
+the pseudo-label set of its first guesses, and clear errors for missing or mismatched embeddings."""
+import csv
 import json
 import os
 import shutil
@@ -107,18 +108,24 @@ def test_unknown_is_inserted_where_its_score_falls():
         [UNKNOWN, 0, 20, 30, 40], [0, 20, UNKNOWN, 30, 40], [0, 20, 30, 40, 10], [0, 20, 30, 40, 10]]
 
 
-def test_images_without_a_face_rank_unknown_first(workspace, tmp_path):
+def test_images_without_a_face_rank_unknown_first_and_the_pseudo_labels_are_the_first_guesses(workspace, tmp_path):
     names, ranked = read_submission(os.path.join(workspace, "submissions", "prototypes.csv"))
     listed = [n for n, row in zip(names, ranked) if row[0] != UNKNOWN][:2]
     no_face = tmp_path / "no_face_test.txt"
     no_face.write_text("\n".join(listed) + "\n")
-    out = str(tmp_path / "prototypes.csv")
+    out, pseudo = str(tmp_path / "prototypes.csv"), str(tmp_path / "step6.csv")
     run(LocalRunner().command("head", "prototypes", ["--models", ",".join(MODELS), "--no-face", str(no_face),
                                                      "--embeddings", os.path.join(workspace, "embeddings"),
-                                                     "--folds", os.path.join(workspace, "folds.csv"), "--out", out]))
+                                                     "--folds", os.path.join(workspace, "folds.csv"), "--out", out,
+                                                     "--pseudo", pseudo]))
     found = dict(zip(*read_submission(out)))
     for name, row in zip(names, ranked):
         assert found[name] == ([UNKNOWN] + [c for c in row if c != UNKNOWN][:4] if name in listed else row)
+    labels = dict((r["image"], int(r["label"])) for r in csv.DictReader(open(pseudo)))
+    assert labels == dict((name, row[0]) for name, row in found.items())
+    stats = json.load(open(str(tmp_path / "step6.json")))
+    assert stats["no_face"] == 2 and stats["unknown"] == sum(row[0] == UNKNOWN for row in found.values()) >= 2
+    assert stats["pseudo_known"] + stats["unknown"] == stats["test_images"] == len(names)
 
 
 def test_missing_or_mismatched_embeddings_name_the_file(workspace, tmp_path):

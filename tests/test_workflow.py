@@ -1,4 +1,5 @@
 """`invoke all` end to end on a tiny real benchmark: every stage, skipping, and reproducibility."""
+import copy
 import csv
 import json
 import os
@@ -10,7 +11,10 @@ import tempfile
 
 import pytest
 
-from conftest import ROOT, tiny_people
+from conftest import ROOT, SETTINGS, tiny_people
+from pipeline.context import RunContext
+from pipeline.ensemble import pseudo_source
+from pipeline.workflow import final_submission
 from shared.submission import read_submission
 
 INVOKE = os.path.join(os.path.dirname(sys.executable), "invoke")
@@ -132,8 +136,8 @@ def test_the_report_opens_in_headless_chromium_without_console_errors(first_run,
 
 def test_the_best_profile_fixes_orientation_and_makes_the_prototypes_submission_final(first_run, tmp_path):
     """`best` on a copy of the smoke run: the pre-aligned crops pass the orientation detector,
-    the original's steps still run, and final.csv is the prototypes submission, scored beside
-    the ensemble and the baselines."""
+    the original's steps still run on the prototypes' pseudo-labels, and final.csv is the
+    prototypes submission, scored beside the ensemble and the baselines."""
     workspace = str(tmp_path / "best")
     shutil.copytree(first_run[0], workspace)
     log = invoke("all", "--profile", "best", "--models", "model4_insightface", "--workspace", workspace)
@@ -163,6 +167,11 @@ def test_the_best_profile_fixes_orientation_and_makes_the_prototypes_submission_
                                                                                          "test_truth.csv"))))
     errors = sweep["worst_errors"]
     assert errors and all(first[e["image"]] == e["guess"] != e["truth"] == truth[e["image"]] for e in errors)
+    # steps 6 and 7 learn from the prototypes' first guesses (pseudo_labels: prototypes)
+    pseudo = dict((r["image"], int(r["label"])) for r in csv.DictReader(open(os.path.join(workspace, "pseudo",
+                                                                                          "step6.csv"))))
+    assert pseudo == first
+    assert json.load(open(os.path.join(workspace, "pseudo", "step6.json")))["source"] == "prototypes"
 
 
 def test_the_ablation_runs_each_row_in_its_own_workspace_and_reuses_finished_rows(first_run, tmp_path):
@@ -193,3 +202,13 @@ def test_the_ablation_runs_each_row_in_its_own_workspace_and_reuses_finished_row
     proc = subprocess.run([INVOKE, "-f", str(config), "bench.ablation", "--rows", "nope", "--workspace", workspace],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode != 0 and "no ablation row nope" in proc.stderr
+
+
+@pytest.mark.parametrize("key, read", [("final", final_submission), ("pseudo_labels", pseudo_source)])
+def test_a_profile_choice_missing_or_misspelt_is_refused(key, read, tmp_path):
+    config = copy.deepcopy(dict(SETTINGS, workspace=str(tmp_path)))
+    assert read(RunContext(config, "local", "best")) == "prototypes"
+    for value in ("prototype", None):
+        config["profiles"]["best"][key] = value
+        with pytest.raises(ValueError, match="profile 'best': %s must be .* not %r" % (key, value)):
+            read(RunContext(config, "local", "best"))

@@ -88,7 +88,8 @@ def _read_labels(path, names):
     return np.array([listed.get(n, -1) for n in names], dtype=np.int64)
 
 
-def _write_labels(path, names, labels):
+def write_labels(path, names, labels):
+    """A pseudo-label CSV: image,label of every row with a label (>= 0)."""
     lines = ["image,label"] + ["%s,%d" % (n, l) for n, l in zip(names, labels) if l >= 0]
     write_text(path, "\n".join(lines) + "\n")
 
@@ -140,7 +141,7 @@ def cmd_pseudo(args, registry, models, rules):
         if args.previous:
             labels = keep_unknowns(labels, _read_labels(args.previous, names))
     labels[no_face] = UNKNOWN
-    _write_labels(args.out, names, labels)
+    write_labels(args.out, names, labels)
     stats = {"step": args.step, "test_images": len(names), "pseudo_known": int(np.sum((labels >= 0) & (labels != UNKNOWN))),
              "unknown": int(np.sum(labels == UNKNOWN)), "no_face": int(no_face.sum()), "rules": rules}
     if distance is not None:  # the report's histogram of the rules' distance

@@ -2,7 +2,7 @@
 fused embeddings, no training, every setting chosen on the validation folds of the train set.
 
     prototypes --models A,B --embeddings E --folds folds.csv --out submissions/prototypes.csv
-               [--no-face no_face_test.txt]
+               [--no-face no_face_test.txt] [--pseudo pseudo/step6.csv]
 
 A class's prototype is the normalised mean of its unit train embeddings (weight imprinting).
 The models' unit embeddings are concatenated with weights sqrt(w_m), so the cosine of two
@@ -14,7 +14,8 @@ column FOLD_COLUMN: identities absent from a fold's gallery play the unknowns, a
 unknown rows are weighed by the test set's unknown share, estimated without its labels
 (baselines.unknown_share; the median over the fusions, the same for all). Writes the
 submission and, beside it, <out>.json: the chosen settings and every candidate's validation
-figures. The test truth is never read.
+figures. With --pseudo, also the step-6 pseudo-label set: every test row's first guess (a class
+or unknown), for the heads of steps 6 and 7. The test truth is never read.
 """
 import argparse
 import itertools
@@ -27,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from services.head.arrays import load_split  # noqa: E402
 from services.head.baselines import unknown_share, validation_folds, weighted_map5  # noqa: E402
-from services.head.ensemble import _no_face, log  # noqa: E402
+from services.head.ensemble import _no_face, log, write_labels  # noqa: E402
 from shared.ensemble import UNKNOWN, unit_rows  # noqa: E402
 from shared.folds import read_folds  # noqa: E402
 from shared.metrics import reciprocal_ranks  # noqa: E402
@@ -206,6 +207,18 @@ def cmd_prototypes(args):
                     test_joined=joined, no_face=int(no_face.sum()), candidates=candidates))
     log("prototypes: %d rows -> %s (weights %s, unknown score %.2f)" % (len(names), args.out, chosen["weights"],
                                                                       chosen["threshold"]))
+    if args.pseudo:
+        write_pseudo(args.pseudo, names, ranked[:, 0], no_face)
+
+
+def write_pseudo(path, names, labels, no_face):
+    """The pseudo-label set of every row's first guess, and beside it <path>.json: its counts."""
+    write_labels(path, names, labels)
+    stats = {"source": SUBMISSION, "test_images": len(names), "pseudo_known": int(np.sum(labels != UNKNOWN)),
+             "unknown": int(np.sum(labels == UNKNOWN)), "no_face": int(no_face.sum())}
+    write_json(os.path.splitext(path)[0] + ".json", stats)
+    log("pseudo-labels from the prototypes: %d known, %d unknown (%d without a face) of %d test images -> %s"
+        % (stats["pseudo_known"], stats["unknown"], stats["no_face"], len(names), path))
 
 
 def main(argv=None):
@@ -213,6 +226,7 @@ def main(argv=None):
     for name in ("--models", "--embeddings", "--folds", "--out"):
         found.add_argument(name, required=True)
     found.add_argument("--no-face", help="no_face_test.txt of the alignment step: unknown first for those")
+    found.add_argument("--pseudo", help="also write this pseudo-label CSV: every test row's first guess")
     args = found.parse_args(argv)
     exit_with_code("prototypes", lambda: cmd_prototypes(args), usage_errors=(ValueError, IOError, OSError, KeyError))
 
