@@ -68,19 +68,21 @@ def tradeoff(sweep, title, path):
     return save(fig, path)
 
 
-def distance_histogram(groups, thresholds, path):
-    """groups: [(label, distances)]; thresholds: [(label, value)] drawn as vertical lines."""
+def histogram(groups, thresholds, path, axis, title):
+    """groups: [(label, values)]; thresholds: [(label, value)] drawn as vertical lines; `axis`
+    names the values."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.2))
-    everything = np.concatenate([np.asarray(d, float) for _, d in groups if len(d)] or [np.zeros(1)])
-    bins = np.linspace(0, max(2.0, float(everything.max())), 41)
-    for (label, distances), colour in zip(groups, COLOURS):
-        ax.hist(distances, bins=bins, alpha=0.6, density=True, color=colour, label="%s (%d)" % (label, len(distances)))
+    everything = np.concatenate([np.asarray(d, float) for _, d in groups if len(d)] + [[0.0, 1.0]]
+                                + [[value for _, value in thresholds]])
+    bins = np.linspace(float(everything.min()), float(everything.max()) + 1e-6, 41)
+    for (label, values), colour in zip(groups, COLOURS):
+        ax.hist(values, bins=bins, alpha=0.6, density=True, color=colour, label="%s (%d)" % (label, len(values)))
     for (label, value), style in zip(thresholds, ("--", ":")):
         ax.axvline(value, color="black", linestyle=style, linewidth=1, label="%s %.3f" % (label, value))
-    ax.set_xlabel("minimum squared L2 distance to a train face (weighted over models)")
+    ax.set_xlabel(axis)
     ax.set_ylabel("density (area 1 per group)")
-    ax.set_title("How far test faces are from the nearest train face")
+    ax.set_title(title)
     ax.legend(fontsize=9)
     return save(fig, path)
 

@@ -1,7 +1,7 @@
 """`report`: reports/index.html, the page people look at after a run. It draws what the run left
 in the workspace: the evaluation (reports/evaluation.json, diagnostics.json: the head service's
 `evaluate`), the heads' per-epoch history (heads/*/*/summary.json), the rules' distances
-(pseudo/step6.json), the test truth where it exists, and the run's settings and wall times
+(pseudo/step6.json; pipeline/report_unknown.py), the test truth where it exists, and the run's settings and wall times
 (reports/run.json, written by `invoke all`). Figures and face thumbnails are PNGs in
 reports/index_files/; the page has no script and loads nothing from the network."""
 import csv
@@ -15,12 +15,12 @@ from invoke import task
 
 from pipeline import context, plots
 from pipeline import report_html as html
+from pipeline.report_unknown import unknown_section
 from pipeline.weights import model_status
 from shared.ensemble import UNKNOWN
 from shared.steps import STEPS
 from shared.storage import read_json, write_json, write_text
 
-FILES = "index_files"  # the page's images, beside it
 
 
 def _read(path):
@@ -91,52 +91,10 @@ def evaluation_section(ev, figures):
                        [[html.text(s["system"]), s["map5"], s["top1"], s["unknown_precision"], s["unknown_recall"]]
                         for s in systems])
     plots.systems_bar([(s["system"], s["map5"], s["top1"]) for s in systems], os.path.join(figures, "systems.png"))
-    body += html.figure(FILES + "/systems.png", "MAP@5 and top-1 per system",
+    body += html.figure(html.FILES + "/systems.png", "MAP@5 and top-1 per system",
                         "MAP@5 (the competition's score: 1 for a right first guess, 1/k for a right k-th) and "
                         "top-1 of each system on the test set.")
     return html.section("Evaluation", body)
-
-
-def unknown_section(ctx, diag, step6, truth, figures):
-    body = ""
-    if diag:
-        rule = diag["unknown_rule"]
-        plots.tradeoff(rule, "Unknown rule of the step-4 ensemble (probability < %.2f and distance above the "
-                       "threshold)" % rule["probability"], os.path.join(figures, "unknown-rule.png"))
-        body += html.figure(FILES + "/unknown-rule.png", "unknown rule trade-off",
-                            "A test face is called unknown when its distance to the nearest train face is above the "
-                            "threshold and the ensemble's best probability is below %.2f; the dashed line is the "
-                            "threshold the rules chose (%.3f)." % (rule["probability"], rule["chosen"]))
-        for model, sweep in sorted(diag["nearest_neighbour"].items()):
-            name = "nearest-neighbour-%s.png" % model
-            plots.tradeoff(sweep, "Nearest-neighbour baseline on %s" % model, os.path.join(figures, name))
-            body += html.figure(FILES + "/" + name, "nearest neighbour trade-off %s" % model,
-                                "Unknown when the nearest train face's cosine similarity is below the threshold; "
-                                "the dashed line is the one tuned on the validation folds (%.3f)." % sweep["chosen"])
-        if diag.get("prototypes"):
-            sweep = diag["prototypes"]
-            fusion = ", ".join("%s %.1f" % mw for mw in sorted(sweep["weights"].items()))
-            plots.tradeoff(sweep, "Class prototypes (%s)" % fusion, os.path.join(figures, "prototypes.png"))
-            body += html.figure(FILES + "/prototypes.png", "class prototypes trade-off",
-                                "The prototypes submission as its unknown score varies, the fusion it chose kept: "
-                                "unknown is ranked above every class whose fused cosine is below the score. The "
-                                "dashed line is the score chosen on the validation folds (%.2f); the test's best "
-                                "MAP@5 over the whole grid is %.4f." % (sweep["chosen"], max(sweep["map5"])))
-    if step6 and "min_distance" in step6:
-        distances = dict(zip(step6["min_distance"]["images"], step6["min_distance"]["values"]))
-        if truth:
-            groups = [("known test faces", [d for n, d in distances.items() if int(truth[n]) != UNKNOWN]),
-                      ("unknown test faces", [d for n, d in distances.items() if int(truth[n]) == UNKNOWN])]
-        else:
-            groups = [("test faces (no truth: unlabelled)", list(distances.values()))]
-        rules = step6["rules"]
-        plots.distance_histogram(groups, [("unknown_distance", rules["unknown_distance"]),
-                                          ("pseudo_distance", rules["pseudo_distance"])],
-                                 os.path.join(figures, "distances.png"))
-        body += html.figure(FILES + "/distances.png", "minimum distance histogram",
-                            "Minimum distance of each test face to the train faces (the step-4 rules' distance). "
-                            "Pseudo-labels need a distance below pseudo_distance, unknowns one above unknown_distance.")
-    return html.section("Unknown faces", body or html.note("No step-4 pseudo-labels or evaluation in this workspace."))
 
 
 def training_section(ctx, models, figures):
@@ -150,7 +108,7 @@ def training_section(ctx, models, figures):
             plots.training_curves(summary, "%s %s: %d heads, out-of-fold val top-1 %.4f"
                                   % (model, step, len(summary["heads"]), summary["val_top1"]),
                                   os.path.join(figures, name))
-            body += html.figure(FILES + "/" + name, "training curves %s %s" % (model, step),
+            body += html.figure(html.FILES + "/" + name, "training curves %s %s" % (model, step),
                                 "Per head (fold column and fold): validation top-1 and loss per epoch; dotted: the "
                                 "cyclical learning rate; star: the epoch whose weights were kept (early stopping, "
                                 "patience %d of at most %d epochs)." % (summary["patience"], summary["epochs"]))
@@ -163,7 +121,7 @@ def _thumbnail(dataset, reports, split, name):
 
     if not name:
         return None
-    target = "%s/faces/%s-%s.png" % (FILES, split, os.path.splitext(name.replace("/", "_"))[0])
+    target = "%s/faces/%s-%s.png" % (html.FILES, split, os.path.splitext(name.replace("/", "_"))[0])
     picture = Image.open(os.path.join(dataset, split, name)).convert("RGB")
     picture.thumbnail((112, 112))
     picture.save(os.path.join(reports, target), "PNG")
@@ -190,7 +148,7 @@ def gallery_section(ctx, diag):
         what, legend = "the %s ensemble" % diag["errors_step"], "p: the ensemble's probability"
     dataset, reports = ctx.paths["dataset"], ctx.paths["reports"]
     provenance = _rows(os.path.join(dataset, "provenance.csv"))
-    os.makedirs(os.path.join(reports, FILES, "faces"))
+    os.makedirs(os.path.join(reports, html.FILES, "faces"))
     rows = []
     for e in errors:
         damage = provenance.get(e["image"], {}).get("damage")
@@ -223,7 +181,7 @@ def _score(value):
 def report_stage(ctx):
     """Write reports/index.html from what the workspace holds; returns its path."""
     reports = ctx.paths["reports"]
-    figures = os.path.join(reports, FILES)
+    figures = os.path.join(reports, html.FILES)
     if os.path.isdir(figures):
         shutil.rmtree(figures)  # a figure of an earlier run must not outlive it
     os.makedirs(figures)
@@ -233,7 +191,7 @@ def report_stage(ctx):
     truth = dict((n, r["label"]) for n, r in _rows(os.path.join(ctx.paths["dataset"], "test_truth.csv")).items())
     sections = [settings_section(ctx, run, models),
                 evaluation_section(_read(os.path.join(reports, "evaluation.json")), figures),
-                unknown_section(ctx, diag, _read(os.path.join(ctx.paths["pseudo"], "step6.json")), truth, figures),
+                unknown_section(diag, _read(os.path.join(ctx.paths["pseudo"], "step6.json")), truth, figures),
                 training_section(ctx, models, figures), gallery_section(ctx, diag)]
     path = os.path.join(reports, "index.html")
     write_text(path, html.page("Face recognition run report", "Workspace %s" % html.text(ctx.workspace), sections))

@@ -2,6 +2,8 @@
 the page (pipeline/report.py decides what goes in)."""
 from html import escape
 
+FILES = "index_files"  # the page's images, beside it
+
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1200px; color: #222; line-height: 1.4; }
 h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }

@@ -158,7 +158,8 @@ def test_the_best_profile_fixes_orientation_and_makes_the_prototypes_submission_
     assert sweep["chosen"] == chosen and len(sweep["thresholds"]) == len(sweep["map5"]) > 50
     assert sweep["map5"][sweep["thresholds"].index(chosen)] == round(evaluation["map5"], 5)
     page = open(os.path.join(workspace, "reports", "index.html")).read()
-    assert "index_files/prototypes.png" in page
+    assert "index_files/prototypes.png" in page and "index_files/prototype-scores.png" in page
+    assert "index_files/distances.png" not in page  # the step-4 rules' distances made no pseudo-labels
     # the gallery shows the final submission's errors: each a wrong first guess of prototypes.csv
     assert "wrong first guesses of the class prototypes submission (final.csv)" in page
     names, ranked = read_submission(os.path.join(submissions, "prototypes.csv"))
@@ -166,6 +167,8 @@ def test_the_best_profile_fixes_orientation_and_makes_the_prototypes_submission_
     truth = dict((r["image"], int(r["label"])) for r in csv.DictReader(open(os.path.join(workspace, "dataset",
                                                                                          "test_truth.csv"))))
     errors = sweep["worst_errors"]
+    assert sorted(sweep["best_score"]["images"]) == sorted(truth)  # the histogram's scores: one per test face
+    assert all(-1 <= v <= 1 for v in sweep["best_score"]["values"])
     assert errors and all(first[e["image"]] == e["guess"] != e["truth"] == truth[e["image"]] for e in errors)
     # steps 6 and 7 learn from the prototypes' first guesses (pseudo_labels: prototypes)
     pseudo = dict((r["image"], int(r["label"])) for r in csv.DictReader(open(os.path.join(workspace, "pseudo",

@@ -61,6 +61,7 @@ def prototypes_sweep(args, truth, names, distance, train_faces):
     confidence = np.abs(top[1][:, 0] - chosen["threshold"])
     return dict(sweep, thresholds=[float(t) for t in prototypes.THRESHOLDS], chosen=chosen["threshold"],
                 weights=weights, axis="unknown score: ranked above the classes whose fused cosine is below it",
+                best_score={"images": names, "values": [round(float(v), 5) for v in top[1][:, 0]]},
                 worst_errors=worst_errors(truth, names, final, confidence, (similarity, classes), distance, train_faces))
 
 
