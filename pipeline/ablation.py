@@ -59,14 +59,24 @@ def link_dataset(source, target):
     os.rename(target + ".tmp", target)
 
 
+def finished_row(ctx, spec, row, change, engine):
+    """The row's figures from an earlier run with its settings as they are now, else None."""
+    result_path = os.path.join(ctx.paths["bench"], "ablation", slug(row), "ablation-row.json")
+    if os.path.isfile(result_path) and read_json(result_path)["settings"] == row_settings(ctx.config, spec, change,
+                                                                                          engine):
+        print("[ablation] %s: finished earlier (%s)" % (row, result_path))
+        return dict(read_json(result_path), row=row)
+    return None
+
+
 def run_row(ctx, spec, row, change, engine):
     """One row: its run (or the finished result kept from an earlier one) -> its figures."""
+    found = finished_row(ctx, spec, row, change, engine)
+    if found:
+        return found
     settings = row_settings(ctx.config, spec, change, engine)
     workspace = os.path.join(ctx.paths["bench"], "ablation", slug(row))
     result_path = os.path.join(workspace, "ablation-row.json")
-    if os.path.isfile(result_path) and read_json(result_path)["settings"] == settings:
-        print("[ablation] %s: finished earlier (%s)" % (row, result_path))
-        return dict(read_json(result_path), row=row)
     print("[ablation] %s: %s" % (row, ", ".join("%s=%s" % (k, "(invoke.yaml)" if isinstance(v, dict) else v)
                                                  for k, v in sorted(change.items())) or "the base profile"))
     link_dataset(ctx.paths["dataset"], os.path.join(workspace, "dataset"))
@@ -112,7 +122,8 @@ def table(results):
             "runner": "local, docker or auto", "workspace": "the benchmark's workspace (its dataset is every row's)"})
 def ablation(c, rows=None, engine=None, runner=None, workspace=None):
     """One full run per row of invoke.yaml bench.ablation, each one change from the base profile;
-    writes <workspace>/bench/ablation/ablation.md and .json."""
+    writes <workspace>/bench/ablation/ablation.md and .json (with --rows: those rows, and the
+    others that finished earlier with their current settings)."""
     ctx = context.from_task(c, workspace, runner)
     spec = ctx.config["bench"]["ablation"]
     chosen = rows.split(",") if rows else list(spec["rows"])
@@ -122,7 +133,10 @@ def ablation(c, rows=None, engine=None, runner=None, workspace=None):
                          % (", ".join(missing), ", ".join(spec["rows"])))
     if not os.path.isfile(os.path.join(ctx.paths["dataset"], "train.csv")):
         benchmark_stage(ctx)
-    results = [run_row(ctx, spec, row, spec["rows"][row] or {}, engine) for row in chosen]
+    # the table: the rows run now, and the other rows finished earlier with their current settings
+    results = [(run_row if row in chosen else finished_row)(ctx, spec, row, spec["rows"][row] or {}, engine)
+               for row in spec["rows"]]
+    results = [r for r in results if r]
     root = os.path.join(ctx.paths["bench"], "ablation")
     write_json(os.path.join(root, "ablation.json"), results)
     text = table(results)

@@ -202,6 +202,9 @@ def test_the_ablation_runs_each_row_in_its_own_workspace_and_reuses_finished_row
     rerun = invoke(*args)
     assert rerun.count("finished earlier") == 2 and "[all]" not in rerun
     assert json.load(open(os.path.join(root, "ablation.json"))) == results
+    # one row asked for: the table still has the other, finished with its current settings
+    one = invoke(*[a if a != "smoke,epochs 2" else "epochs 2" for a in args])
+    assert one.count("finished earlier") == 2 and json.load(open(os.path.join(root, "ablation.json"))) == results
     proc = subprocess.run([INVOKE, "-f", str(config), "bench.ablation", "--rows", "nope", "--workspace", workspace],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode != 0 and "no ablation row nope" in proc.stderr
