@@ -2,13 +2,14 @@
 import csv
 import io
 import os
+import shutil
 import time
 
 from invoke import task
 
 from pipeline import context
 from pipeline.common import progress
-from shared.storage import write_text
+from shared.storage import atomic_path, write_text
 
 
 def dataset_lists(dataset):
@@ -86,21 +87,104 @@ def prealigned_stage(ctx, crops):
 
 
 def detect_stage(ctx, crops, detectors="auto", blur_retry=True, weights=()):
-    """The align service on every train/test image: detect, 5 landmarks, warp onto the template."""
+    """The align service on every train/test image: detect, 5 landmarks, warp onto the template;
+    then, where the profile's orientation_fix is on, a second pass on the photos turned a half
+    turn for the crops that look upside down or found no face (turn_detected)."""
     paths = ctx.paths
-    for split, names in sorted(dataset_lists(paths["dataset"]).items()):
+    options = ["--detectors", detectors, "--crops", ",".join(crops), "--weights-root", ctx.config["weights_dir"]]
+    for pair in weights:
+        options += ["--weights", pair]
+    if not blur_retry:
+        options.append("--no-blur-retry")
+    lists, fix = dataset_lists(paths["dataset"]), orientation_fix(ctx)
+    if not fix:
+        _forget_turned(paths["aligned"], lists)
+    for split, names in sorted(lists.items()):
         list_path = os.path.join(paths["aligned"], split + ".txt")
         write_text(list_path, "".join(n + "\n" for n in names))
-        args = ["--images", os.path.join(paths["dataset"], split), "--list", list_path,
-                "--out", paths["aligned"], "--split", split, "--detectors", detectors,
-                "--crops", ",".join(crops), "--weights-root", ctx.config["weights_dir"]]
-        for pair in weights:
-            args += ["--weights", pair]
-        if not blur_retry:
-            args.append("--no-blur-retry")
-        ctx.runner.run("align", "align", args)
+        ctx.runner.run("align", "align", ["--images", os.path.join(paths["dataset"], split), "--list", list_path,
+                                          "--out", paths["aligned"], "--split", split] + options)
+    if fix:
+        turn_detected(ctx, lists, crops, options)
 
 
+def _forget_turned(aligned, lists):
+    """With the fix off: where an earlier run turned crops (its aligned/orientation.csv), the
+    service's split metadata goes too, so that the service aligns every photo again as detected."""
+    table = os.path.join(aligned, "orientation.csv")
+    if os.path.isfile(table):
+        for path in [os.path.join(aligned, split + "_meta.json") for split in sorted(lists)] + [table]:
+            if os.path.isfile(path):
+                os.remove(path)
+        shutil.rmtree(os.path.join(aligned, "turned"), ignore_errors=True)
+        print("orientation: the fix is off; the photos an earlier run turned are aligned again as detected")
+
+
+def turn_detected(ctx, lists, crops, options):
+    """Photos a detector aligned upside down, or found no face in, detected again turned a half
+    turn (aligned/turned/): the turned result replaces the crops where it finds a face whose
+    crop the orientation detector (fitted on the train crops) calls upright. Stamped on the
+    align service's outputs; aligned/orientation.csv lists each image's scores."""
+    from shared import orientation
+
+    aligned = ctx.paths["aligned"]
+    table = os.path.join(aligned, "orientation.csv")
+    metas = [os.path.join(aligned, split + "_meta.json") for split in sorted(lists)]
+    stage = ctx.stage("align/turned", metas, [table], {"crops": crops, "options": options})
+    if not stage.needed():
+        return
+    weights = orientation.fit(orientation.features(_crop_paths(aligned, "train", lists["train"])))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["split", "image", "p_upside_down", "no_face", "p_turned", "rotated"])
+    for split in sorted(lists):
+        writer.writerows(_turn_split(ctx, split, lists[split], crops, options, weights))
+    write_text(table, out.getvalue())
+    stage.done()
+
+
+def _crop_paths(folder, split, names):
+    return [os.path.join(folder, "112x112", split, n) for n in names]
+
+
+def _lines(path):
+    return [line.strip() for line in io.open(path, encoding="utf-8") if line.strip()] if os.path.isfile(path) else []
+
+
+def _turn_split(ctx, split, names, crops, options, weights):
+    """One split of turn_detected: its table rows; the crops turning fixed replaced, and those
+    images taken off no_face_<split>.txt."""
+    from shared import orientation
+    from shared.images import load_rgb, save_rgb
+
+    aligned = ctx.paths["aligned"]
+    turned, no_face = os.path.join(aligned, "turned"), set(_lines(os.path.join(aligned, "no_face_%s.txt" % split)))
+    p = orientation.upside_down(weights, orientation.features(_crop_paths(aligned, split, names)))
+    doubtful = [n for n, q in zip(names, p) if q > orientation.THRESHOLD or n in no_face]
+    upright = {}
+    if doubtful:
+        photos, list_path = os.path.join(turned, "photos", split), os.path.join(turned, split + ".txt")
+        for name in doubtful:  # a half turn of the photo as the service reads it (EXIF applied)
+            save_rgb(os.path.join(photos, name), load_rgb(os.path.join(ctx.paths["dataset"], split, name))[::-1, ::-1])
+        write_text(list_path, "".join(n + "\n" for n in doubtful))
+        ctx.runner.run("align", "align", ["--images", photos, "--list", list_path, "--out", turned, "--split", split]
+                       + options)
+        found = [n for n in doubtful if n not in set(_lines(os.path.join(turned, "no_face_%s.txt" % split)))]
+        if found:
+            upright = dict(zip(found, orientation.upside_down(weights, orientation.features(
+                _crop_paths(turned, split, found)))))
+    kept = [n for n in doubtful if n in upright and upright[n] <= orientation.THRESHOLD]
+    for name in kept:
+        for crop in crops:
+            with atomic_path(os.path.join(aligned, crop, split, name)) as tmp:
+                shutil.copyfile(os.path.join(turned, crop, split, name), tmp)
+    if set(kept) & no_face:
+        write_text(os.path.join(aligned, "no_face_%s.txt" % split), "".join(
+            n + "\n" for n in _lines(os.path.join(aligned, "no_face_%s.txt" % split)) if n not in kept))
+    print("orientation %s: %d of %d crops upside down or without a face, %d of them turned upright by detecting the "
+          "turned photo" % (split, len(doubtful), len(names), len(kept)))
+    return [[split, n, "%.6f" % q, int(n in no_face), "%.6f" % upright[n] if n in upright else "", int(n in kept)]
+            for n, q in zip(names, p)]
 @task(help={"crops": "comma-separated crop sizes (default: every size the registry uses)",
             "profile": "settings profile from invoke.yaml (its orientation_fix)", "workspace": "workspace folder"})
 def prealigned(c, crops=None, profile=None, workspace=None):
