@@ -208,7 +208,9 @@ def _wait_for(condition, seconds=60):
 
 
 def test_killing_a_workers_parent_kills_its_workers_and_a_rerun_leaves_no_shard(box):
-    names = ["%s%d.jpg" % (letter, k) for letter in "abc" for k in range(4)]
+    # 48 images: enough work that both workers are seen at it even on a busy machine (with 12, one
+    # CI run saw the whole job finish first)
+    names = ["%s%d.jpg" % (letter, k) for letter in "abc" for k in range(16)]
     for name in names:
         shutil.copyfile(str(box / "images" / (name[0] + ".jpg")), str(box / "images" / name))
     (box / "many.txt").write_text("".join(n + "\n" for n in names))
