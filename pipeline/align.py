@@ -137,6 +137,7 @@ def turn_detected(ctx, lists, crops, options):
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["split", "image", "p_upside_down", "no_face", "p_turned", "rotated"])
+    write_text(table, out.getvalue())  # before any crop is replaced: _forget_turned undoes even a run stopped midway
     for split in sorted(lists):
         writer.writerows(_turn_split(ctx, split, lists[split], crops, options, weights))
     write_text(table, out.getvalue())
@@ -185,6 +186,8 @@ def _turn_split(ctx, split, names, crops, options, weights):
           "turned photo" % (split, len(doubtful), len(names), len(kept)))
     return [[split, n, "%.6f" % q, int(n in no_face), "%.6f" % upright[n] if n in upright else "", int(n in kept)]
             for n, q in zip(names, p)]
+
+
 @task(help={"crops": "comma-separated crop sizes (default: every size the registry uses)",
             "profile": "settings profile from invoke.yaml (its orientation_fix)", "workspace": "workspace folder"})
 def prealigned(c, crops=None, profile=None, workspace=None):
