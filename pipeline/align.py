@@ -159,7 +159,8 @@ def _turn_split(ctx, split, names, crops, options, weights):
     from shared.images import load_rgb, save_rgb
 
     aligned = ctx.paths["aligned"]
-    turned, no_face = os.path.join(aligned, "turned"), set(_lines(os.path.join(aligned, "no_face_%s.txt" % split)))
+    turned, listed = os.path.join(aligned, "turned"), os.path.join(aligned, "no_face_%s.txt" % split)
+    no_face = set(_lines(listed))
     p = orientation.upside_down(weights, orientation.features(_crop_paths(aligned, split, names)))
     doubtful = [n for n, q in zip(names, p) if q > orientation.THRESHOLD or n in no_face]
     upright = {}
@@ -180,8 +181,7 @@ def _turn_split(ctx, split, names, crops, options, weights):
             with atomic_path(os.path.join(aligned, crop, split, name)) as tmp:
                 shutil.copyfile(os.path.join(turned, crop, split, name), tmp)
     if set(kept) & no_face:
-        write_text(os.path.join(aligned, "no_face_%s.txt" % split), "".join(
-            n + "\n" for n in _lines(os.path.join(aligned, "no_face_%s.txt" % split)) if n not in kept))
+        write_text(listed, "".join(n + "\n" for n in _lines(listed) if n not in kept))
     print("orientation %s: %d of %d crops upside down or without a face, %d of them turned upright by detecting the "
           "turned photo" % (split, len(doubtful), len(names), len(kept)))
     return [[split, n, "%.6f" % q, int(n in no_face), "%.6f" % upright[n] if n in upright else "", int(n in kept)]

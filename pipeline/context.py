@@ -93,6 +93,14 @@ class RunContext(object):
         """A stamped stage: re-runs only when an output is missing or an input changed."""
         return Stage(self.paths["stamps"], name, inputs, outputs, params)
 
+    def choice(self, key, allowed):
+        """The profile's setting `key`, one of `allowed`: never assumed when absent or misspelt."""
+        value = self.profile.get(key)
+        if value not in allowed:
+            raise ValueError("invoke.yaml profile '%s': %s must be %s, not %r"
+                             % (self.profile_name, key, " or ".join(allowed), value))
+        return value
+
     def requested_models(self, override=None):
         """What `invoke all` embeds: `--models`, else the profile's `models`, else invoke.yaml's."""
         return override or self.profile.get("models") or self.config["models"]

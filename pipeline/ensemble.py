@@ -64,11 +64,7 @@ def _ensemble_stage(ctx, command, models, step, out, previous=None):
 def pseudo_source(ctx):
     """The profile's `pseudo_labels`: where the step-6 set comes from, heads (the original's
     step-4 ensemble and rules) or prototypes (the prototypes' first guesses)."""
-    value = ctx.profile.get("pseudo_labels")
-    if value not in ("heads", "prototypes"):
-        raise ValueError("invoke.yaml profile '%s': pseudo_labels must be heads or prototypes, not %r"
-                         % (ctx.profile_name, value))
-    return value
+    return ctx.choice("pseudo_labels", ("heads", "prototypes"))
 
 
 def pseudo_stage(ctx, models, target):

@@ -1,9 +1,10 @@
 """`report`: reports/index.html, the page people look at after a run. It draws what the run left
 in the workspace: the evaluation (reports/evaluation.json, diagnostics.json: the head service's
 `evaluate`), the heads' per-epoch history (heads/*/*/summary.json), the rules' distances
-(pseudo/step6.json; pipeline/report_unknown.py), the test truth where it exists, and the run's settings and wall times
-(reports/run.json, written by `invoke all`). Figures and face thumbnails are PNGs in
-reports/index_files/; the page has no script and loads nothing from the network."""
+(pseudo/step6.json; pipeline/report_unknown.py), the test truth where it exists, and the run's
+settings and wall times (reports/run.json, written by `invoke all`). Figures and face
+thumbnails are PNGs in reports/index_files/; the page has no script and loads nothing from the
+network."""
 import csv
 import filecmp
 import io
@@ -20,7 +21,6 @@ from pipeline.weights import model_status
 from shared.ensemble import UNKNOWN
 from shared.steps import STEPS
 from shared.storage import read_json, write_json, write_text
-
 
 
 def _read(path):

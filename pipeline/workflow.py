@@ -70,10 +70,7 @@ def _stages(ctx, chosen):
 def final_submission(ctx):
     """The profile's `final`: which submission becomes final.csv, step7 (the original's) or
     prototypes (the head service's heads-free ranking of every chosen model, fused)."""
-    value = ctx.profile["final"]
-    if value not in ("step7", "prototypes"):
-        raise ValueError("invoke.yaml profile '%s': final must be step7 or prototypes, not %r" % (ctx.profile_name, value))
-    return value
+    return ctx.choice("final", ("step7", "prototypes"))
 
 
 def _final(ctx):
