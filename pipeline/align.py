@@ -30,15 +30,6 @@ def crops_for(ctx, models=None):
     return sorted(set(ctx.registry.model(name)["input"]["crop"] for name in names))
 
 
-def orientation_fix(ctx):
-    """The profile's `orientation_fix`: true or false, never assumed when absent or misspelt."""
-    value = ctx.profile.get("orientation_fix")
-    if not isinstance(value, bool):
-        raise ValueError("invoke.yaml profile '%s': orientation_fix must be true or false, not %r"
-                         % (ctx.profile_name, value))
-    return value
-
-
 def orientation_stage(ctx, lists):
     """{split: names to turn upright}: the crops shared/orientation.py finds upside down, fitted on
     the train crops without labels, when the profile's orientation_fix is on, else none. The
@@ -46,7 +37,7 @@ def orientation_stage(ctx, lists):
     from shared import orientation
 
     table = os.path.join(ctx.paths["aligned"], "orientation.csv")
-    if not orientation_fix(ctx):
+    if not ctx.flag("orientation_fix"):
         if os.path.isfile(table):
             os.remove(table)
         return {}
@@ -69,19 +60,23 @@ def orientation_stage(ctx, lists):
 
 
 def prealigned_stage(ctx, crops):
-    """Every crop size derived from input already aligned to the 112x112 template, upside-down
-    crops turned upright where the profile says so (orientation_stage)."""
+    """Every crop size derived from input already aligned to a 112x112 template, upside-down
+    crops turned upright (orientation_stage) and all moved onto the models' template
+    (pipeline/align_template.py) where the profile says so."""
     from shared.crops import derive_prealigned
+
+    from pipeline.align_template import template_stage
 
     paths = ctx.paths
     lists = dataset_lists(paths["dataset"])
     flagged = orientation_stage(ctx, lists)
+    warp = template_stage(ctx, lists["train"], skip=flagged.get("train", ()))
     for split, names in sorted(lists.items()):
         out_dirs = dict((crop, os.path.join(paths["aligned"], crop, split)) for crop in crops)
         written = derive_prealigned(os.path.join(paths["dataset"], split), names, out_dirs,
                                     progress=progress("align " + split),
                                     manifest=os.path.join(paths["aligned"], split + "_sources.json"),
-                                    rotate=flagged.get(split, ()))
+                                    rotate=flagged.get(split, ()), warp=warp)
         write_text(os.path.join(paths["aligned"], split + ".txt"), "".join(n + "\n" for n in names))
         print("aligned %s: %d images, %d new crop files (%s)" % (split, len(names), written, ", ".join(crops)))
 
@@ -96,7 +91,7 @@ def detect_stage(ctx, crops, detectors="auto", blur_retry=True, weights=()):
         options += ["--weights", pair]
     if not blur_retry:
         options.append("--no-blur-retry")
-    lists, fix = dataset_lists(paths["dataset"]), orientation_fix(ctx)
+    lists, fix = dataset_lists(paths["dataset"]), ctx.flag("orientation_fix")
     if not fix:
         _forget_turned(paths["aligned"], lists)
     for split, names in sorted(lists.items()):

@@ -93,6 +93,14 @@ class RunContext(object):
         """A stamped stage: re-runs only when an output is missing or an input changed."""
         return Stage(self.paths["stamps"], name, inputs, outputs, params)
 
+    def flag(self, key):
+        """The profile's switch `key`: true or false, never assumed when absent or misspelt."""
+        value = self.profile.get(key)
+        if not isinstance(value, bool):
+            raise ValueError("invoke.yaml profile '%s': %s must be true or false, not %r"
+                             % (self.profile_name, key, value))
+        return value
+
     def choice(self, key, allowed):
         """The profile's setting `key`, one of `allowed`: never assumed when absent or misspelt."""
         value = self.profile.get(key)

@@ -12,7 +12,7 @@ import numpy as np
 
 from shared.images import CROP_JPEG_QUALITY, load_rgb, save_rgb
 from shared.storage import read_json, write_json
-from shared.template import derive_from_112
+from shared.template import derive_from_112, rewarp
 
 
 def _sha256(path):
@@ -21,6 +21,7 @@ def _sha256(path):
 
 
 ROTATED = " rot180"  # a manifest entry's suffix: the crops were derived from the source turned 180 degrees
+WARPED = " warp "  # another suffix, then the matrix that moved the source onto the template
 
 
 def load_template_crop(path):
@@ -33,16 +34,18 @@ def load_template_crop(path):
     return image
 
 
-def _derive_one(source, todo, rotate):
+def _derive_one(source, todo, rotate, warp):
     """The (crop, path) files of `todo` from one template crop; returns how many were written."""
     image = load_template_crop(source)
     if rotate:
         image = np.ascontiguousarray(image[::-1, ::-1])
+    if warp is not None:
+        image = rewarp(image, warp)
     for crop, path in todo:
         folder = os.path.dirname(path)
         if not os.path.isdir(folder):
             os.makedirs(folder, exist_ok=True)
-        if crop == "112x112" and not rotate:
+        if crop == "112x112" and not rotate and warp is None:
             tmp = path + ".tmp"
             shutil.copyfile(source, tmp)
             os.rename(tmp, path)
@@ -59,24 +62,27 @@ def _vouched(states, known, waiting, broken):
     return kept
 
 
-def derive_prealigned(src_dir, names, out_dirs, progress=None, manifest=None, rotate=()):
+def derive_prealigned(src_dir, names, out_dirs, progress=None, manifest=None, rotate=(), warp=None):
     """Write out_dirs[crop]/<name> for each name and crop; existing files are kept (resume)
     where `manifest` (a JSON file of each source's sha256 + ROTATED if turned, rewritten here)
     shows their source unchanged, so an image replaced under the same name is cropped again.
 
     The names in `rotate` are turned 180 degrees before any crop is derived (upside-down input,
     shared/orientation.py); the manifest records it, so a name that enters or leaves `rotate`
-    is cropped again and no crop of the other orientation stays behind.
+    is cropped again and no crop of the other orientation stays behind. `warp` (a 2x3 matrix,
+    shared/template.py correction) moves every crop, after any turn, onto the template; the
+    manifest records it too.
 
-    The 112x112 crop is copied byte for byte unless rotated; the others, and rotated 112 crops,
-    are re-encoded (JPEG at CROP_JPEG_QUALITY for .jpg names, lossless otherwise). Returns the
+    The 112x112 crop is copied byte for byte unless turned or moved; the others, and those 112
+    crops, are re-encoded (JPEG at CROP_JPEG_QUALITY for .jpg names, lossless otherwise). Returns the
     number of files written."""
     states, rotate, plan = {}, set(rotate), []
+    moved = "" if warp is None else WARPED + ",".join("%.4f" % v for v in np.ravel(warp))
     known = read_json(manifest) if manifest and os.path.isfile(manifest) else {}
     for name in names:
         source = os.path.join(src_dir, name)
         digest = _sha256(source) if manifest and os.path.isfile(source) else None
-        states[name] = digest and digest + (ROTATED if name in rotate else "")
+        states[name] = digest and digest + (ROTATED if name in rotate else "") + moved
         targets = [(crop, os.path.join(folder, name)) for crop, folder in sorted(out_dirs.items())]
         todo = [(crop, path) for crop, path in targets
                 if not os.path.isfile(path) or (manifest and known.get(name) != states[name])]
@@ -88,7 +94,7 @@ def derive_prealigned(src_dir, names, out_dirs, progress=None, manifest=None, ro
     try:
         for name, source, todo in (progress(plan) if progress else plan):
             started.add(name)
-            written += _derive_one(source, todo, name in rotate)
+            written += _derive_one(source, todo, name in rotate, warp)
             done.add(name)
     finally:  # stopped or finished: the rewritten crops and the never-touched ones are vouched for
         if manifest:

@@ -82,3 +82,22 @@ def derive_from_112(crop112, name):
     if name == "96x112":
         return crop112[:, 8:104].copy()
     return cv2.resize(crop112, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+def correction(points, limit=1.0):
+    """The similarity (2x3) that moves crops whose five landmarks were found at `points` (N x 5 x 2,
+    one row per crop, in crop pixels) onto the 112x112 template, fitted on each landmark's
+    median over the crops, so that a few misdetected or mirrored faces do not move it. None
+    when it would move no landmark by more than `limit` px: the crops are on the template."""
+    median = np.median(np.asarray(points, dtype=np.float64), axis=0)
+    matrix = estimate_similarity(median, ARCFACE_112)
+    moved = median.dot(matrix[:, :2].T) + matrix[:, 2] - median
+    return matrix if np.linalg.norm(moved, axis=1).max() > limit else None
+
+
+def rewarp(crop112, matrix):
+    """A 112x112 crop moved by `matrix` (correction's); the edge pixels fill what comes in from outside."""
+    import cv2
+
+    return cv2.warpAffine(crop112, np.asarray(matrix, dtype=np.float64), (112, 112), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
