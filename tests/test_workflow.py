@@ -135,14 +135,18 @@ def test_the_report_opens_in_headless_chromium_without_console_errors(first_run,
 
 
 def test_the_best_profile_fixes_orientation_and_makes_the_prototypes_submission_final(first_run, tmp_path):
-    """`best` on a copy of the smoke run: the pre-aligned crops pass the orientation detector,
-    the original's steps still run on the prototypes' pseudo-labels, and final.csv is the
-    prototypes submission, scored beside the ensemble and the baselines."""
+    """`best` on a copy of the smoke run: the pre-aligned crops pass the orientation detector and
+    are moved onto the template, the original's steps still run on the prototypes'
+    pseudo-labels, and final.csv is the prototypes submission, scored beside the ensemble and
+    the baselines."""
     workspace = str(tmp_path / "best")
     shutil.copytree(first_run[0], workspace)
     log = invoke("all", "--profile", "best", "--models", "model4_insightface", "--workspace", workspace)
     assert re.search(r"orientation: test \d+ of \d+, train \d+ of \d+ turned upright", log), log[-2000:]
     assert os.path.isfile(os.path.join(workspace, "aligned", "orientation.csv"))
+    # the LFW crops' 8 px offset is measured on the train crops and every crop moved by it
+    assert re.search(r"template: \d+ of \d+ sampled train crops have a face; moved onto the template", log)
+    assert 6 < json.load(open(os.path.join(workspace, "aligned", "template.json")))["matrix"][0][2] < 10
     submissions = os.path.join(workspace, "submissions")
     assert open(os.path.join(submissions, "final.csv"), "rb").read() == \
         open(os.path.join(submissions, "prototypes.csv"), "rb").read()
