@@ -184,7 +184,8 @@ def _turn_split(ctx, split, names, crops, options, weights):
 
 
 @task(help={"crops": "comma-separated crop sizes (default: every size the registry uses)",
-            "profile": "settings profile from invoke.yaml (its orientation_fix)", "workspace": "workspace folder"})
+            "profile": "settings profile from invoke.yaml (its orientation_fix and template_fix)",
+            "workspace": "workspace folder"})
 def prealigned(c, crops=None, profile=None, workspace=None):
     """Derive every crop size from input already aligned to the 112x112 template."""
     ctx = context.from_task(c, workspace, profile=profile)

@@ -50,7 +50,8 @@ def template_stage(ctx, train, skip=()):
         if os.path.isfile(record):
             os.remove(record)
         return None
-    sample = _sample(ctx, [n for n in train if n not in set(skip)])
+    skip = set(skip)
+    sample = _sample(ctx, [n for n in train if n not in skip])
     stage = ctx.stage("align/template", [os.path.join(ctx.paths["dataset"], "train", n) for n in sample], [record],
                       {"sample": sample, "min_found": MIN_FOUND})
     if stage.needed():
