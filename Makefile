@@ -1,7 +1,7 @@
 # Entry points: `make demo` (set up, then the whole pipeline on the LFW benchmark) and `make test`.
 PYTHON ?= python3.11
 VENVS := .venvs
-# Every folder of services/ with a requirements.txt, the rule of shared.runner.services().
+# Every folder of services/ with a requirements.txt, the rule of shared.running.runner.services().
 SERVICES := $(patsubst services/%/requirements.txt,%,$(wildcard services/*/requirements.txt))
 INVOKE := $(VENVS)/tasks/bin/invoke
 WORKSPACE ?= workspace

@@ -1,11 +1,12 @@
-"""Pipeline tasks (invoke). Each collection lives in pipeline/<name>.py; this file assembles them.
+"""Pipeline tasks (invoke). Each collection lives in pipeline/<name>.py (the benchmarks in
+pipeline/bench/); this file assembles them.
 Settings: invoke.yaml beside this file, read through invoke's config (pipeline/context.py).
 
     invoke all --profile quick     the whole pipeline (the default task; pipeline/workflow.py)
     invoke data.benchmark          identity folders -> competition layout in <workspace>/dataset
     invoke align.prealigned        112x112 template crops -> every crop size in <workspace>/aligned
     invoke align.run               the detectors (the align service) -> <workspace>/aligned
-    invoke validate                the dataset checked before any work (shared/validate.py)
+    invoke validate                the dataset checked before any work (shared/contract/validate.py)
     invoke split                   folds.csv (pipeline/folds.py)
     invoke embed.run --models A,B  embed train and test with each model's service
     invoke heads.train             one step's Keras heads per model
@@ -26,8 +27,9 @@ from pipeline import (align, bench, data, embed, ensemble, evaluate, folds, head
 from pipeline.common import clean_errors
 
 namespace = Collection()
-for module in (data, align, embed, heads, ensemble, bench, weights, images):
+for module in (data, align, embed, heads, ensemble, weights, images):
     namespace.add_collection(Collection.from_module(module))
+namespace.add_collection(bench.collection)  # a package: a module per benchmark (pipeline/bench/)
 namespace.add_task(workflow.all_, name="all", default=True)
 namespace.add_task(folds.split)
 namespace.add_task(evaluate.evaluate)

@@ -15,8 +15,8 @@ from shared.storage import atomic_path, write_text
 def dataset_lists(dataset):
     """Image names per split: train.csv order, and sample_submission.csv order (or the sorted
     test folder when the dataset has no sample submission)."""
-    from shared.images import list_images
-    from shared.validate import read_list
+    from shared.contract.validate import read_list
+    from shared.faces.images import list_images
 
     lists = {"train": read_list(os.path.join(dataset, "train.csv"))}
     submission = os.path.join(dataset, "sample_submission.csv")
@@ -31,10 +31,10 @@ def crops_for(ctx, models=None):
 
 
 def orientation_stage(ctx, lists):
-    """{split: names to turn upright}: the crops shared/orientation.py finds upside down, fitted on
+    """{split: names to turn upright}: the crops shared/faces/orientation.py finds upside down, fitted on
     the train crops without labels, when the profile's orientation_fix is on, else none. The
     scores go to aligned/orientation.csv; with the fix off a stale one is removed."""
-    from shared import orientation
+    from shared.faces import orientation
 
     table = os.path.join(ctx.paths["aligned"], "orientation.csv")
     if not ctx.flag("orientation_fix"):
@@ -63,7 +63,7 @@ def prealigned_stage(ctx, crops):
     """Every crop size derived from input already aligned to a 112x112 template, upside-down
     crops turned upright (orientation_stage) and all moved onto the models' template
     (pipeline/align_template.py) where the profile says so."""
-    from shared.crops import derive_prealigned
+    from shared.faces.crops import derive_prealigned
 
     from pipeline.align_template import template_stage
 
@@ -120,7 +120,7 @@ def turn_detected(ctx, lists, crops, options):
     turn (aligned/turned/): the turned result replaces the crops where it finds a face whose
     crop the orientation detector (fitted on the train crops) calls upright. Stamped on the
     align service's outputs; aligned/orientation.csv lists each image's scores."""
-    from shared import orientation
+    from shared.faces import orientation
 
     aligned = ctx.paths["aligned"]
     table = os.path.join(aligned, "orientation.csv")
@@ -150,8 +150,8 @@ def _lines(path):
 def _turn_split(ctx, split, names, crops, options, weights):
     """One split of turn_detected: its table rows; the crops turning fixed replaced, and those
     images taken off no_face_<split>.txt."""
-    from shared import orientation
-    from shared.images import load_rgb, save_rgb
+    from shared.faces import orientation
+    from shared.faces.images import load_rgb, save_rgb
 
     aligned = ctx.paths["aligned"]
     turned, listed = os.path.join(aligned, "turned"), os.path.join(aligned, "no_face_%s.txt" % split)

@@ -8,10 +8,10 @@ import shutil
 
 import numpy as np
 
-from shared import known_faces
-from shared.images import save_rgb
+from shared.faces import known_faces
+from shared.faces.images import save_rgb
+from shared.faces.template import correction
 from shared.storage import read_json, stable_seed, write_json, write_text
-from shared.template import correction
 
 SAMPLE = 64  # train crops measured: the median of 64 landmarks is steady to a fraction of a pixel
 MIN_FOUND = 16  # fewer faces found than this: the crops are left as they are
@@ -26,7 +26,7 @@ def _sample(ctx, names):
 
 def _measure(ctx, sample, work):
     """The 5 landmarks (crop pixels) the align service finds on each sampled crop it finds a face in."""
-    from shared.crops import load_template_crop
+    from shared.faces.crops import load_template_crop
 
     canvases = os.path.join(work, "canvases")
     place = np.array([[1.0, 0.0, MARGIN], [0.0, 1.0, MARGIN]])

@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 
-from shared.settings import ROOT
+from shared.running.settings import ROOT
 
 CONNECT_S, WORKERS_S = 10, 15  # an unreachable scheduler fails in well under 30 s
 

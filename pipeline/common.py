@@ -21,7 +21,7 @@ def fail(message, code=2):
 def clean_errors(body):
     """Turn the errors a user can act on into one clear line and an exit code, not a traceback;
     any other error into one line too (exit 1), its traceback only with FACES_DEBUG=1."""
-    from shared.runner import ServiceError
+    from shared.running.runner import ServiceError
     from shared.schema import ContractError, describe
 
     @functools.wraps(body)

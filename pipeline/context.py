@@ -2,16 +2,16 @@
 one service runner, built once and handed to every stage.
 
 Settings come through invoke's own config (invoke.yaml beside tasks.py, `invoke -f FILE`,
-INVOKE_* environment variables), then the FACES_* folder overrides (shared/settings.py).
+INVOKE_* environment variables), then the FACES_* folder overrides (shared/running/settings.py).
 """
 import os
 import sys
 
-from shared import docker_runner
-from shared import registry as registry_mod
-from shared import runner as runner_mod
-from shared import settings as settings_mod
-from shared.stages import Stage
+from shared.models import registry as registry_mod
+from shared.running import docker_runner
+from shared.running import runner as runner_mod
+from shared.running import settings as settings_mod
+from shared.running.stages import Stage
 
 INVOKE_OWN = ("run", "runners", "sudo", "tasks", "timeouts")  # invoke's settings, not the project's
 WORKSPACE_FOLDERS = ("dataset", "aligned", "embeddings", "engines", "heads", "pseudo", "submissions", "reports",

@@ -3,14 +3,14 @@ from invoke import task
 
 from pipeline import context
 from pipeline.common import progress
-from shared import settings as settings_mod
+from shared.running import settings as settings_mod
 
 
 def benchmark_stage(ctx, source=None, seed=None, known=None, min_images=None):
     """invoke.yaml's `benchmark` draw from identity folders -> <workspace>/dataset; the
     arguments given override its settings (a reduced benchmark: fewer known identities,
     each with more images)."""
-    from shared.benchmark import build
+    from shared.method.benchmark import build
 
     spec = ctx.config["benchmark"]
     dataset = ctx.paths["dataset"]

@@ -8,7 +8,7 @@ from invoke import task
 
 from pipeline import context
 from pipeline.heads import head_models
-from shared.steps import PSEUDO_SOURCE
+from shared.method.steps import PSEUDO_SOURCE
 from shared.storage import write_text
 
 
@@ -30,7 +30,7 @@ def ensemble_params(ctx, models):
 
 def _registry_args(ctx):
     """`--registry` when the profile sets its own ensemble group weights: the run's registry,
-    written into the workspace for the head service (whose default is shared/models.yaml)."""
+    written into the workspace for the head service (whose default is shared/models/models.yaml)."""
     if not ctx.profile.get("groups"):
         return []
     path = os.path.join(ctx.workspace, "registry.yaml")

@@ -7,7 +7,7 @@ from invoke import task
 from pipeline import context
 from pipeline.ensemble import ensemble_args, ensemble_params
 from pipeline.heads import head_models
-from shared.steps import STEPS
+from shared.method.steps import STEPS
 
 
 def evaluate_stage(ctx, models):

@@ -8,8 +8,8 @@ from pipeline import context
 
 def split_stage(ctx, seed=None, stratified=None):
     """folds.csv: rt0..rt<columns-1>, each a seeded, shuffled 5-fold split of train.csv."""
-    from shared.folds import make_folds, write_folds
-    from shared.validate import read_table
+    from shared.contract.validate import read_table
+    from shared.method.folds import make_folds, write_folds
 
     seed = ctx.seed if seed is None else int(seed)
     columns = ctx.config["folds"]["columns"]

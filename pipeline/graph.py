@@ -11,7 +11,7 @@ import os
 import time
 import uuid
 
-from pipeline import context, workflow
+from pipeline import context
 from pipeline.align import crops_for, dataset_lists, detect_stage, prealigned_stage
 from pipeline.cluster import client, task_log, wait_all
 from pipeline.data import benchmark_stage
@@ -20,8 +20,11 @@ from pipeline.ensemble import prototypes_stage, pseudo_stage, submit_stage
 from pipeline.evaluate import evaluate_stage
 from pipeline.folds import split_stage
 from pipeline.heads import fold_columns, head_job, head_models, train_stage
+from pipeline.plan import final_submission, present_models, write_final
+from pipeline.report import record_run, report_stage
+from pipeline.validate import validate_stage
+from shared.method.steps import PSEUDO_SOURCE, STEPS
 from shared.schema import output_files, output_prefix
-from shared.steps import PSEUDO_SOURCE, STEPS
 
 RETRIES = 2
 MAX_BATCH = 64  # the largest default --batch-size of the backbone services
@@ -115,10 +118,10 @@ class Graph(object):
             heads[step] = [self.heads(model, step, embedded[model] + [split] + ([pseudo[step]] if step in pseudo else []))
                            for model in trained]
             submits.append(self.submit("submit " + step, submit_stage, (chosen, step), heads[step] + distance))
-        if workflow.final_submission(ctx) == "prototypes":  # after step 6's set, which may have run it
+        if final_submission(ctx) == "prototypes":  # after step 6's set, which may have run it
             submits.append(self.submit("prototypes", prototypes_stage, (chosen,),
                                        [split, pseudo["step6"]] + every_embedding))
-        final = self.submit("final", workflow._final, (), submits)
+        final = self.submit("final", write_final, (), submits)
         self.submit("evaluate", evaluate_stage, (chosen,), [final] + [h for hs in heads.values() for h in hs]
                     + every_embedding)
 
@@ -133,8 +136,8 @@ def run_all(ctx, spec, shards, models):
     for name, seconds in timings:
         print("  %-40s %8.1f s" % (name, seconds))
     print("  %-40s %8.1f s" % ("wall time", time.time() - started))
-    workflow.record_run(ctx, ctx.requested_models(models), chosen, timings)
-    print("[all] report: %s" % workflow.report_stage(ctx))
+    record_run(ctx, ctx.requested_models(models), chosen, timings)
+    print("[all] report: %s" % report_stage(ctx))
 
 
 def _run(dask, shared, ctx, shards, models):
@@ -145,8 +148,8 @@ def _run(dask, shared, ctx, shards, models):
         started = time.time()
         benchmark_stage(ctx)
         timings.append(("dataset", time.time() - started))
-    workflow.validate_stage(ctx)
-    chosen = workflow.present_models(ctx, ctx.requested_models(models))
+    validate_stage(ctx)
+    chosen = present_models(ctx, ctx.requested_models(models))
     graph = Graph(dask, shared, ctx)
     graph.build(chosen, shards, os.path.isfile(os.path.join(ctx.paths["dataset"], "benchmark.json")))
     logs = os.path.join(ctx.workspace, "logs")

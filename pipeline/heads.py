@@ -4,8 +4,8 @@ import os
 from invoke import task
 
 from pipeline import context
-from shared.ensemble import ensemble_weights
-from shared.steps import PSEUDO_SOURCE, STEPS
+from shared.method.ensemble import ensemble_weights
+from shared.method.steps import PSEUDO_SOURCE, STEPS
 
 
 def fold_columns(ctx):

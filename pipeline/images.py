@@ -1,5 +1,5 @@
 """`images` collection: the per-service Docker images (docker/<service>.Dockerfile, else the
-bookworm template docker/service.Dockerfile; see shared/docker_runner.py).
+bookworm template docker/service.Dockerfile; see shared/running/docker_runner.py).
 
     invoke images.build [--only NAME]   build every image (or one); prints build time and size
     invoke images.smoke [--only NAME]   build if needed, then the per-image smoke tests
@@ -14,9 +14,9 @@ import time
 from invoke import task
 
 from pipeline.common import fail
-from shared import docker_runner
-from shared.runner import services as all_services
-from shared.settings import ROOT
+from shared.running import docker_runner
+from shared.running.runner import services as all_services
+from shared.running.settings import ROOT
 
 
 def _services(only):

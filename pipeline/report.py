@@ -17,9 +17,10 @@ from invoke import task
 from pipeline import context, plots
 from pipeline import report_html as html
 from pipeline.report_unknown import unknown_section
+from pipeline.plan import requested_names
 from pipeline.weights import model_status
-from shared.ensemble import UNKNOWN
-from shared.steps import STEPS
+from shared.method.ensemble import UNKNOWN
+from shared.method.steps import STEPS
 from shared.storage import read_json, write_json, write_text
 
 
@@ -43,8 +44,6 @@ def record_run(ctx, requested, chosen, timings):
 
 
 def _skipped(ctx, requested, used):
-    from pipeline.workflow import requested_names  # it imports this module
-
     found = []
     for name in (n for n in requested_names(ctx.registry, requested) if n not in used):
         status, folder, detail = model_status(ctx.registry.model(name), ctx.config["weights_dir"])

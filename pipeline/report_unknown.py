@@ -7,7 +7,7 @@ import os
 
 from pipeline import plots
 from pipeline import report_html as html
-from shared.ensemble import UNKNOWN
+from shared.method.ensemble import UNKNOWN
 
 
 def _by_truth(values, truth):

@@ -1,4 +1,4 @@
-"""`validate`: the dataset checked once, before any work (the checks: shared/validate.py)."""
+"""`validate`: the dataset checked once, before any work (the checks: shared/contract/validate.py)."""
 from invoke import task
 
 from pipeline import context
@@ -7,7 +7,7 @@ from pipeline import context
 def validate_stage(ctx):
     """train.csv's names and labels, duplicates, every train and test image decodable; all
     problems reported at once (a ContractError naming file and row)."""
-    from shared.validate import check_dataset
+    from shared.contract.validate import check_dataset
 
     counts = check_dataset(ctx.paths["dataset"])
     print("[validate] %s: %d train images of %d identities, %d test images" % (

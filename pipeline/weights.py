@@ -6,8 +6,8 @@ from invoke import task
 
 from pipeline import context
 from pipeline.common import fail
-from shared import registry as registry_mod
-from shared.runner import LocalRunner
+from shared.models import registry as registry_mod
+from shared.running.runner import LocalRunner
 
 PRESENT, MISSING, MISMATCH = "present", "missing", "sha256 mismatch"
 
@@ -19,7 +19,7 @@ def package_folder(entry):
         python = LocalRunner().python(entry["family"])
     except FileNotFoundError:
         return None
-    proc = subprocess.run([python, "-c", "import sys; from shared.registry import _package_dir; "
+    proc = subprocess.run([python, "-c", "import sys; from shared.models.registry import _package_dir; "
                            "print(_package_dir(sys.argv[1]) or '')", entry["weights"]["package"]],
                           capture_output=True, text=True, cwd=LocalRunner().root)
     if proc.returncode != 0 or not proc.stdout.strip():

@@ -6,7 +6,6 @@ present) -> step-4 heads -> pseudo-labels + unknowns -> step-6 heads (1001 class
 pseudo set -> step-7 heads -> submissions -> evaluation (when the test truth exists).
 """
 import os
-import shutil
 import time
 
 from invoke import task
@@ -19,32 +18,10 @@ from pipeline.ensemble import prototypes_stage, pseudo_stage, submit_stage
 from pipeline.evaluate import evaluate_stage
 from pipeline.folds import split_stage
 from pipeline.heads import head_models, train_stage
+from pipeline.plan import final_submission, present_models, write_final
 from pipeline.report import record_run, report_stage
 from pipeline.validate import validate_stage
-from pipeline.weights import PRESENT, model_status
-from shared.steps import PSEUDO_SOURCE, STEPS
-
-
-def requested_names(registry, requested):
-    """The models `--models` asks for: original (the 15) or a comma-separated list."""
-    return registry.names(original=True) if requested in (None, "original") else requested.split(",")
-
-
-def present_models(ctx, requested):
-    registry = ctx.registry
-    names = requested_names(registry, requested)
-    present = []
-    for name in names:
-        status, folder, detail = model_status(registry.model(name), ctx.config["weights_dir"])
-        if status == PRESENT:
-            present.append(name)
-        else:
-            print("[models] skipping %s: weights %s in %s (%s)" % (name, status, folder, detail))
-    if not present:
-        raise ValueError("none of the models %s has its weights under %s" % (", ".join(names),
-                                                                             ctx.config["weights_dir"]))
-    print("[models] using %s" % ", ".join(present))
-    return present
+from shared.method.steps import PSEUDO_SOURCE, STEPS
 
 
 def _stages(ctx, chosen):
@@ -65,20 +42,6 @@ def _stages(ctx, chosen):
         yield "submit " + step, lambda step=step: submit_stage(ctx, chosen, step)
     if final_submission(ctx) == "prototypes":
         yield "prototypes", lambda: prototypes_stage(ctx, chosen)
-
-
-def final_submission(ctx):
-    """The profile's `final`: which submission becomes final.csv, step7 (the original's) or
-    prototypes (the head service's heads-free ranking of every chosen model, fused)."""
-    return ctx.choice("final", ("step7", "prototypes"))
-
-
-def _final(ctx):
-    submissions = ctx.paths["submissions"]
-    final = os.path.join(submissions, "final.csv")
-    shutil.copyfile(os.path.join(submissions, final_submission(ctx) + ".csv"), final + ".tmp")
-    os.rename(final + ".tmp", final)
-    return final
 
 
 @task(default=True, help={"profile": "quick, faithful, best or smoke (invoke.yaml profiles)",
@@ -114,7 +77,7 @@ def run_pipeline(ctx, models=None):
     chosen = present_models(ctx, ctx.requested_models(models))
     for name, action in _stages(ctx, chosen):
         timed(name, action)
-    final = _final(ctx)
+    final = write_final(ctx)
     timed("evaluate", lambda: evaluate_stage(ctx, chosen))
     print("[all] submission: %s" % final)
     print("[all] wall time per stage:")

@@ -1,8 +1,17 @@
-"""The project's small shared library: the embed contract and what every service needs.
+"""The library the tasks (pipeline/) and the services (services/) both import, in rooms by role.
 
-schema (output names, exit codes, lists, shards), resumable (the chunked job of embed and
-align), backbone (the embed entrypoint), shards (workers and merging). Modules imported by the
-VGGFace2 (Caffe) service keep to syntax that Python 2.7 also compiles (no f-strings,
-annotations or keyword-only arguments): schema, resumable, backbone, shards, images, storage,
-registry, template, augment.
+Its root holds what every room uses: `schema` (the contract's names: output files, exit codes,
+the unknown label, ContractError), `storage` (atomic writes, hashing), `progress` (bars and log
+lines) and `quiet` (frameworks' start-up chatter). The packages, each importing only the root
+and the packages listed before it:
+
+    faces/     images, the face template, crops, augmentation, orientation, known-answer faces
+    method/    the original solution's arithmetic and the competition's formats
+    models/    the model registry (models.yaml), its preprocessing and the embed engines
+    contract/  the service entrypoint every backbone exposes: its job, shards and input checks
+    running/   how the tasks start services (local, docker), the settings, stage skipping
+    bench/     helpers of the benchmarks only; nothing in a run imports them
+
+What the VGGFace2 (Caffe) service imports keeps to syntax that Python 2.7 also compiles (no
+f-strings, annotations or keyword-only arguments): tests/test_python27.py lists those modules.
 """

@@ -1,5 +1,5 @@
 """What the services' outputs look like and how they fail: names, codes, shards (what inputs
-they accept: shared/validate.py).
+they accept: shared/contract/validate.py).
 
 An embed split S (or S.shard-I-of-N when sharded) is, in the output folder:
     S.npy        float32 N x D, row i = line i of the list

@@ -8,7 +8,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from shared import settings as settings_mod  # noqa: E402
+from shared.running import settings as settings_mod  # noqa: E402
 
 SETTINGS = settings_mod.load()
 LFW = os.path.join(SETTINGS["data_dir"], "lfw-112x112-dev", "images")
@@ -46,7 +46,7 @@ def lfw_people(count, per_person=2):
 
 def run_service(service, args, env=None):
     """Run a service's embed entrypoint in its own venv; return (exit code, stdout+stderr)."""
-    from shared.runner import LocalRunner
+    from shared.running.runner import LocalRunner
 
     runner = LocalRunner()
     proc = subprocess.run(runner.command(service, "embed", args), capture_output=True, text=True,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from services.align import rules
-from shared.template import ARCFACE_112, CROP_SIZES, template_points
+from shared.faces.template import ARCFACE_112, CROP_SIZES, template_points
 
 
 def _similarity(scale, degrees, shift):

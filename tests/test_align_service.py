@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, lfw_people, require
-from shared import known_faces as known
-from shared.images import load_rgb, save_rgb
-from shared.runner import LocalRunner
+from shared.faces import known_faces as known
+from shared.faces.images import load_rgb, save_rgb
+from shared.running.runner import LocalRunner
 
 
 def _data(*parts):

@@ -1,6 +1,6 @@
 import numpy as np
 
-from shared.augment import OPERATIONS, augment
+from shared.faces.augment import OPERATIONS, augment
 
 
 def _face():

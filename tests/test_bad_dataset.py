@@ -1,6 +1,6 @@
 """A bad dataset is refused once, before any work (`invoke validate`, the first stage of
 `invoke all`), with every problem at once, file and row named; pre-aligned crops follow a
-replaced image. The checks: shared/validate.py."""
+replaced image. The checks: shared/contract/validate.py."""
 import os
 import shutil
 import subprocess
@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from conftest import LFW, ROOT, lfw_people
+from shared.contract.validate import MAX_PROBLEMS, check_dataset
 from shared.schema import ContractError
-from shared.validate import MAX_PROBLEMS, check_dataset
 
 INVOKE = os.path.join(os.path.dirname(sys.executable), "invoke")
 

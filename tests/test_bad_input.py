@@ -1,6 +1,6 @@
 """Bad input at the embed and align entrypoints: each kind ends with the contract's exit code and
 one line naming the culprit, nothing written outside --out, no partial or stale output
-(the checks: shared/validate.py). Real processes on two or three LFW crops."""
+(the checks: shared/contract/validate.py). Real processes on two or three LFW crops."""
 import fcntl
 import os
 import resource
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import LFW, ROOT, WEIGHTS, lfw_people
-from shared.runner import LocalRunner
+from shared.running.runner import LocalRunner
 from shared.schema import load_outputs, read_meta
 
 MODEL = ["--model", "model4_insightface", "--weights-root", WEIGHTS]

@@ -1,4 +1,4 @@
-"""The pure figures of `invoke bench.embed` (shared/roofline.py): FLOP counts of the real
+"""The pure figures of `invoke bench.embed` (shared/bench/roofline.py): FLOP counts of the real
 networks and the FP32 peak read from `lscpu` text."""
 import json
 import os
@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from conftest import ROOT, WEIGHTS, require
-from shared import roofline
+from shared.bench import roofline
 
 sys.path.insert(0, os.path.join(ROOT, "services", "vggface2"))
 import prototxt  # noqa: E402

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import LFW, require
-from shared.benchmark import DAMAGE_KINDS, UNKNOWN_LABEL, build, damage, plan
+from shared.method.benchmark import DAMAGE_KINDS, UNKNOWN_LABEL, build, damage, plan
 
 
 @pytest.fixture(scope="module")

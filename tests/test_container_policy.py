@@ -1,4 +1,4 @@
-"""What a service container may see and use (shared/container_policy.py): read-only mounts even
+"""What a service container may see and use (shared/running/container_policy.py): read-only mounts even
 inside the workspace, a read-only root, limits from invoke.yaml, every path argument checked;
 and, with a Docker engine, an --out on a read-only mount refused by the entrypoint."""
 import os
@@ -9,9 +9,9 @@ import sys
 import pytest
 
 from conftest import LFW, WEIGHTS, lfw_people
-from shared import container_policy as policy
-from shared import docker_runner as docker_mod
-from shared.settings import load
+from shared.running import container_policy as policy
+from shared.running import docker_runner as docker_mod
+from shared.running.settings import load
 
 
 def test_a_readable_folder_inside_the_workspace_is_mounted_read_only_over_it(tmp_path):
@@ -68,11 +68,11 @@ def test_an_out_on_a_read_only_mount_is_refused_in_the_container(tmp_path):
 
 @pytest.mark.skipif(os.getuid() != 0, reason="only a root caller lends folders to the images' user")
 def test_a_loan_whose_run_was_killed_is_handed_back_when_the_next_starts(tmp_path):
-    from shared.lending import IMAGE_USER, LentFolders
+    from shared.running.lending import IMAGE_USER, LentFolders
 
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    code = ("import os, sys; sys.path.insert(0, %r); from shared.lending import LentFolders; "
+    code = ("import os, sys; sys.path.insert(0, %r); from shared.running.lending import LentFolders; "
             "LentFolders([%r]).__enter__(); open(%r, 'w').close(); os.chown(%r, 1000, 1000); os._exit(0)"
             % (os.getcwd(), str(workspace), str(workspace / "out.npy"), str(workspace / "out.npy")))
     subprocess.check_call([sys.executable, "-c", code])  # a container wrote out.npy, then the run was killed

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from shared.preprocess import to_batch
+from shared.contract.validate import read_list
+from shared.models.preprocess import to_batch
 from shared.schema import ContractError, output_prefix, parse_shard, shard_bounds
-from shared.validate import read_list
 
 
 def test_read_list_plain_and_csv(tmp_path):

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from conftest import LFW, ROOT, WEIGHTS, lfw_people, require
-from shared import docker_runner as docker_mod
-from shared import registry as registry_mod
-from shared import runner as runner_mod
+from shared.models import registry as registry_mod
+from shared.running import docker_runner as docker_mod
+from shared.running import runner as runner_mod
+from shared.running.settings import load as load_settings
 from shared.schema import output_files
-from shared.settings import load as load_settings
 from shared.storage import read_json
 from test_workflow import ALL, INVOKE, source  # noqa: F401  (source: test_workflow's tiny benchmark, a fixture)
 
@@ -169,8 +169,8 @@ def assert_same_beats_different(embeddings):
 
 def test_align_container_matches_local_runner(docker_runner, built):
     """Real MTCNN (InsightFace's MXNet weights) on real LFW images, in the image and locally."""
-    from shared.known_faces import read_faces
-    from shared.images import load_rgb
+    from shared.faces.images import load_rgb
+    from shared.faces.known_faces import read_faces
 
     built("align")
     list_path, names = smoke_list(docker_runner, "align")

@@ -8,10 +8,10 @@ import subprocess
 import pytest
 
 from conftest import ROOT
-from shared.lending import LentFolders
 from pipeline.context import choose_runner
-from shared import docker_runner as docker_mod
-from shared import runner as runner_mod
+from shared.running import docker_runner as docker_mod
+from shared.running import runner as runner_mod
+from shared.running.lending import LentFolders
 
 
 def make_runner(tmp_path):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import lfw_people, run_service
+from shared.contract.shards import merge_shards
+from shared.faces.images import load_rgb, save_rgb
+from shared.faces.template import derive_from_112
 from shared.schema import EXIT_BAD_IMAGE, EXIT_USAGE, EXIT_WEIGHTS, output_files
-from shared.shards import merge_shards
-from shared.template import derive_from_112
-from shared.images import load_rgb, save_rgb
 from shared.storage import read_json
 
 PEOPLE = 6  # 6 identities x 2 images: 6 same-person pairs, 60 different-person pairs

@@ -1,4 +1,4 @@
-"""The embed engines (shared/engines.py): `--engine openvino` converts the real y1 checkpoint once,
+"""The embed engines (shared/models/engines.py): `--engine openvino` converts the real y1 checkpoint once,
 verifies it against MXNet on the calibration crops, caches it, records it in the meta; a damaged
 conversion is refused with its figures; switching engine embeds again; the generated large
 InsightFace symbol converts too; a container gives the local runner's result per engine.
@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 
 from conftest import LFW, ROOT, WEIGHTS, lfw_people, run_service
-from shared import docker_runner as docker_mod
-from shared import runner as runner_mod
-from shared.lending import lent_folders
+from shared.running import docker_runner as docker_mod
+from shared.running import runner as runner_mod
+from shared.running.lending import lent_folders
+from shared.running.settings import load as load_settings
 from shared.schema import EXIT_BACKEND, output_files
-from shared.settings import load as load_settings
 from shared.storage import read_json
 from test_insightface_generated import generated, reference  # noqa: F401  (generated: a fixture)
 
 Y1 = "model4_insightface"
-MIN_COSINE = 0.9999  # shared/engines.py's threshold, restated: the test checks the service against it
+MIN_COSINE = 0.9999  # shared/models/engines.py's threshold, restated: the test checks the service against it
 TOLERANCE = 1e-4  # max abs difference per value, container vs local, as in tests/test_docker.py
 
 # A damaged conversion: y1 converted with one weight tensor scaled (run by the insightface venv).
@@ -27,7 +27,7 @@ PERTURBED = r'''
 import os, sys
 sys.path.insert(0, os.path.join(os.environ["PYTHONPATH"], "services", "insightface"))
 import embed
-from shared.backbone import main
+from shared.contract.backbone import main
 
 class Perturbed(embed.InsightFace):
     converter_version = "perturbed-for-the-test"
@@ -210,7 +210,7 @@ def test_the_caffe_image_refuses_openvino_by_name(tmp_path_factory, listing):
 def test_the_pipeline_passes_the_profiles_engine_where_the_family_has_it_and_a_workspace_cache(tmp_path):
     from pipeline import context
     from pipeline.embed import embed_args
-    from shared import settings as settings_mod
+    from shared.running import settings as settings_mod
 
     config = dict(settings_mod.load(), workspace=str(tmp_path))
 

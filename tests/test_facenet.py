@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from conftest import LFW, lfw_people, run_service
-from shared import registry as registry_mod
-from shared.crops import derive_prealigned
-from shared.images import load_rgb
+from shared.faces.crops import derive_prealigned
+from shared.faces.images import load_rgb
+from shared.models import registry as registry_mod
+from shared.running.runner import LocalRunner
 from shared.schema import output_files
-from shared.runner import LocalRunner
 
 POOL = 8  # the graph average-pools 8x8 blocks, then one dense layer to 512
 
@@ -163,7 +163,7 @@ def test_a_graph_without_facenet_tensors_is_refused(generated, tmp_path):
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_the_openvino_engine_converts_both_formats(generated, tmp_path, fmt):
-    """--engine openvino (shared/engines.py): the graph frozen with phase_train bound to False,
+    """--engine openvino (shared/models/engines.py): the graph frozen with phase_train bound to False,
     read by OpenVINO's TensorFlow frontend, verified against TensorFlow, matches the reference."""
     root, names = generated
     code, log = embed(root, fmt, tmp_path, "--engine", "openvino", "--engine-cache", tmp_path / "engines")

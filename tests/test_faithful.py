@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, tiny_people
-from shared.runner import LocalRunner
-from shared.submission import read_submission
+from shared.method.submission import read_submission
+from shared.running.runner import LocalRunner
 from test_workflow import INVOKE, invoke
 
 MODELS = ["model4_insightface", "model5_dlib"]  # y1 + dlib: the faithful models present here

@@ -13,9 +13,9 @@ import yaml
 from conftest import ROOT, tiny_people
 from pipeline.context import RunContext
 from pipeline.heads import skipped_heads
-from shared import settings as settings_mod
-from shared.registry import REGISTRY_PATH
-from shared.runner import LocalRunner
+from shared.models.registry import REGISTRY_PATH
+from shared.running import settings as settings_mod
+from shared.running.runner import LocalRunner
 
 INVOKE = os.path.join(os.path.dirname(sys.executable), "invoke")
 MODELS = "model4_insightface,model5_dlib"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shared.images import ImageError, list_images, load_rgb, save_rgb
+from shared.faces.images import ImageError, list_images, load_rgb, save_rgb
 
 
 def _pattern(height=20, width=30):

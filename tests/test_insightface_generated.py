@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import LFW, lfw_people, run_service
-from shared import registry as registry_mod
-from shared.images import load_rgb
-from shared.runner import LocalRunner
+from shared.faces.images import load_rgb
+from shared.models import registry as registry_mod
+from shared.running.runner import LocalRunner
 
 LARGE = ["model1_insightface", "model2_insightface", "model3_insightface"]
 POOL = 14  # 112x112 -> 8x8 average pooling

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from shared.lending import IMAGE_USER, LentFolders
+from shared.running.lending import IMAGE_USER, LentFolders
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="only a root caller lends folders to the images' user")
 
@@ -37,7 +37,7 @@ def test_overlapping_loans_give_back_when_the_last_ends(tmp_path):
 def test_a_dead_holder_does_not_keep_the_folders_lent(tmp_path):
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    code = ("import os, sys; sys.path.insert(0, %r); from shared.lending import LentFolders; "
+    code = ("import os, sys; sys.path.insert(0, %r); from shared.running.lending import LentFolders; "
             "LentFolders([%r]).__enter__(); os._exit(0)" % (os.getcwd(), str(workspace)))
     subprocess.check_call([sys.executable, "-c", code])  # lends, then dies without giving back
     assert owner(workspace) == IMAGE_USER[0]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, lfw_people, run_service
-from shared.runner import LocalRunner
+from shared.running.runner import LocalRunner
 from shared.schema import output_files
 from shared.storage import read_json
 
@@ -22,7 +22,7 @@ TWO_FORWARDS = r'''
 import os, sys
 import mxnet as mx
 import numpy as np
-from shared.images import load_rgb
+from shared.faces.images import load_rgb
 
 folder, crops = sys.argv[1], sys.argv[2:]
 symbol, arg_params, aux_params = mx.model.load_checkpoint(os.path.join(folder, "model"), 0)

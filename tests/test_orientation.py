@@ -1,4 +1,4 @@
-"""Upside-down pre-aligned crops found without labels and turned upright (shared/orientation.py,
+"""Upside-down pre-aligned crops found without labels and turned upright (shared/faces/orientation.py,
 pipeline/align.py orientation_fix), on real LFW crops: the detector recovers crops we turned,
 the align stage writes them upright and re-derives them when the fix is turned off, and the
 embed service's fingerprint follows the crops."""
@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from conftest import LFW, SETTINGS, WEIGHTS, lfw_people, require
-from shared import orientation
-from shared.images import load_rgb, save_rgb
+from shared.faces import orientation
+from shared.faces.images import load_rgb, save_rgb
 
 TURNED_EVERY = 10  # one crop in ten turned upside down: ~5x the benchmark's share, still a minority
 
@@ -91,11 +91,11 @@ def difference(path, image):
 
 def embed_fingerprint(root):
     """The fingerprint the embed service compares with its meta to decide 'up to date'
-    (shared/backbone.py), for the test split's 112 crops as the pipeline passes them."""
+    (shared/contract/backbone.py), for the test split's 112 crops as the pipeline passes them."""
     from pipeline.context import RunContext
     from pipeline.embed import embed_args
-    from shared.backbone import Backbone, EmbedJob, build_parser
-    from shared.validate import read_list
+    from shared.contract.backbone import Backbone, EmbedJob, build_parser
+    from shared.contract.validate import read_list
 
     class Insightface(Backbone):
         family = "insightface"
@@ -158,7 +158,7 @@ def test_a_profile_without_the_setting_is_refused(workspace):
 def test_a_crash_while_turning_crops_leaves_no_turned_crop_vouched_for(tmp_path):
     """derive_prealigned stopped after its first rotated crop, then run with the fix off again:
     exactly that crop is derived again as given (the manifest never vouched for it turned)."""
-    from shared.crops import derive_prealigned
+    from shared.faces.crops import derive_prealigned
 
     source = require(LFW)
     names = [os.path.relpath(p, source) for p in lfw_crops(4)][:3]

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from conftest import LFW, SETTINGS, WEIGHTS, lfw_people, require
-from shared.images import load_rgb, save_rgb
+from shared.faces.images import load_rgb, save_rgb
 
 TURNED = {"train": (5, 40, 77, 120, 181), "test": (3, 21, 34)}  # photo indices turned a half turn, per split
 

@@ -4,14 +4,14 @@ import os
 import numpy as np
 import pytest
 
-from shared import registry as registry_mod
-from shared.clr import exp_range
-from shared.ensemble import (UNKNOWN, combine, confident_labels, distance_weights, ensemble_weights,
-                             keep_unknowns, min_distance, pseudo_labels)
-from shared.folds import fold_column, make_folds, read_folds, write_folds
-from shared.metrics import map_at_5, scores, top_k
-from shared.stages import Stage
-from shared.submission import read_submission, write_submission
+from shared.method.clr import exp_range
+from shared.method.ensemble import (UNKNOWN, combine, confident_labels, distance_weights, ensemble_weights,
+                                    keep_unknowns, min_distance, pseudo_labels)
+from shared.method.folds import fold_column, make_folds, read_folds, write_folds
+from shared.method.metrics import map_at_5, scores, top_k
+from shared.method.submission import read_submission, write_submission
+from shared.models import registry as registry_mod
+from shared.running.stages import Stage
 
 RULES = {"pseudo_distance": 0.9, "pseudo_probability": 0.65, "unknown_distance": 1.35, "unknown_probability": 0.1}
 

@@ -16,10 +16,10 @@ from conftest import LFW, ROOT, require
 from services.head import baselines
 from services.head.arrays import load_split
 from services.head.prototypes import THRESHOLDS, best_five, fusions, rank
-from shared.ensemble import UNKNOWN
-from shared.folds import read_folds
-from shared.runner import LocalRunner
-from shared.submission import read_submission
+from shared.method.ensemble import UNKNOWN
+from shared.method.folds import read_folds
+from shared.method.submission import read_submission
+from shared.running.runner import LocalRunner
 
 INVOKE = os.path.join(os.path.dirname(sys.executable), "invoke")
 MODELS = ["model4_insightface", "caffe_mobilefacenet"]

@@ -10,10 +10,15 @@ from conftest import ROOT
 
 VERMIN = os.path.join(os.path.dirname(sys.executable), "vermin")
 
-PY27_MODULES = ["shared/__init__.py", "shared/schema.py", "shared/resumable.py", "shared/backbone.py",
-                "shared/shards.py", "shared/validate.py", "shared/preprocess.py", "shared/images.py",
-                "shared/storage.py", "shared/registry.py", "shared/engines.py",
-                "shared/steps.py", "shared/template.py", "shared/augment.py", "shared/progress.py"]
+# The Caffe entrypoint's imports, with the package __init__ files on their way.
+PY27_MODULES = ["shared/__init__.py", "shared/schema.py", "shared/storage.py", "shared/progress.py",
+                "shared/contract/__init__.py", "shared/contract/backbone.py", "shared/contract/resumable.py",
+                "shared/contract/shards.py", "shared/contract/validate.py",
+                "shared/faces/__init__.py", "shared/faces/images.py", "shared/faces/template.py",
+                "shared/faces/augment.py",
+                "shared/method/__init__.py", "shared/method/steps.py",
+                "shared/models/__init__.py", "shared/models/registry.py", "shared/models/engines.py",
+                "shared/models/preprocess.py"]
 PY27_MODULES += sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "services/vggface2/*.py")))
 
 

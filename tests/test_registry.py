@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from shared import registry as registry_mod
-from shared.template import CROP_SIZES
+from shared.faces.template import CROP_SIZES
+from shared.models import registry as registry_mod
 from conftest import require, WEIGHTS
 
 ORIGINAL_15 = (["model%d_insightface" % i for i in (1, 2, 3, 4)] + ["model5_dlib", "model6_facenet",

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from conftest import LFW, ROOT, require
+from shared.method.submission import read_submission
 from shared.schema import UNKNOWN_LABEL
-from shared.submission import read_submission
 
 INVOKE = os.path.join(os.path.dirname(sys.executable), "invoke")
 

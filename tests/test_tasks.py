@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import LFW, ROOT, SETTINGS, lfw_people, require
-from shared.verification import read_pairs
+from shared.bench.verification import read_pairs
 
 INVOKE = os.path.join(os.path.dirname(sys.executable), "invoke")
 

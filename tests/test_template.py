@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from shared.template import (ARCFACE_112, CROP_SIZES, align, derive_from_112, estimate_similarity,
-                             template_points)
+from shared.faces.template import (ARCFACE_112, CROP_SIZES, align, derive_from_112, estimate_similarity,
+                                   template_points)
 
 
 def _similarity(scale, degrees, shift):

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import LFW, SETTINGS, WEIGHTS, lfw_people, require
-from shared.images import load_rgb, save_rgb
-from shared.template import ARCFACE_112, correction, rewarp
+from shared.faces.images import load_rgb, save_rgb
+from shared.faces.template import ARCFACE_112, correction, rewarp
 
 
 def test_correction_is_the_median_crops_move_and_none_on_the_template():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from shared.verification import cosine_scores, kfold_accuracy, read_pairs
+from shared.bench.verification import cosine_scores, kfold_accuracy, read_pairs
 
 
 def test_read_pairs_both_formats_and_header(tmp_path):

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from conftest import LFW, ROOT, lfw_people, run_service
-from shared import registry as registry_mod
-from shared.crops import derive_prealigned
-from shared.images import load_rgb
-from shared.runner import LocalRunner
+from shared.faces.crops import derive_prealigned
+from shared.faces.images import load_rgb
+from shared.models import registry as registry_mod
+from shared.running.runner import LocalRunner
 from test_python27 import _python27
 
 SERVICE = os.path.join(ROOT, "services", "vggface2")

@@ -14,8 +14,8 @@ import pytest
 from conftest import ROOT, SETTINGS, tiny_people
 from pipeline.context import RunContext
 from pipeline.ensemble import pseudo_source
-from pipeline.workflow import final_submission
-from shared.submission import read_submission
+from pipeline.plan import final_submission
+from shared.method.submission import read_submission
 
 INVOKE = os.path.join(os.path.dirname(sys.executable), "invoke")
 ALL = ["all", "--profile", "smoke", "--models", "model4_insightface"]

@@ -6,7 +6,7 @@
 
 Writes, for split S (in the embed entrypoint's style, shared/schema.py):
     <out>/<crop>/S/<image>   one aligned crop per listed image and crop size (every size of
-                             shared/template.py CROP_SIZES by default)
+                             shared/faces/template.py CROP_SIZES by default)
     <out>/no_face_S.txt      images no detector found a face in, even blurred; their crops are
                              the whole image resized (bicubic), as the original did
     <out>/S_faces.csv        image, status (face|blur|none), detector, blur sigma, score, faces
@@ -15,7 +15,7 @@ Writes, for split S (in the embed entrypoint's style, shared/schema.py):
                              written last, so its presence means the split is complete.
 Exit codes as the embed entrypoint: 0 done or up to date, 2 bad arguments or list, 3 unreadable
 or missing image, 4 missing or mismatched weights, 5 the framework failed. Work is recorded in
-chunks under <out>/.S.partial/ (shared/resumable.py): an interrupted run resumes where it stopped.
+chunks under <out>/.S.partial/ (shared/contract/resumable.py): an interrupted run resumes where it stopped.
 """
 import argparse
 import os
@@ -38,15 +38,15 @@ import numpy as np  # noqa: E402
 
 from services.align import detectors as detectors_mod  # noqa: E402
 from services.align import rules  # noqa: E402
-from shared import resumable, validate  # noqa: E402
-from shared.images import CROP_JPEG_QUALITY, load_rgb, save_rgb  # noqa: E402
-from shared.schema import (EXIT_BACKEND, EXIT_USAGE, ContractError, exit_with_code,  # noqa: E402
-                           hash_names, require_images)
+from shared.contract import resumable, validate  # noqa: E402
+from shared.faces.images import CROP_JPEG_QUALITY, load_rgb, save_rgb  # noqa: E402
+from shared.faces.template import CROP_SIZES  # noqa: E402
+from shared.schema import (EXIT_BACKEND, EXIT_USAGE, ContractError, exit_with_code, hash_names,  # noqa: E402
+                           require_images)
 from shared.storage import write_text  # noqa: E402
-from shared.template import CROP_SIZES  # noqa: E402
 
 ALIGN_VERSION = 1
-WRITABLE = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm")  # what shared.images.save_rgb writes
+WRITABLE = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm")  # what shared.faces.images.save_rgb writes
 CSV_HEADER = "image,status,detector,sigma,score,faces," + ",".join(
     "%s%d" % (axis, k) for k in range(1, 6) for axis in "xy")
 

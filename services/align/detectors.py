@@ -10,7 +10,7 @@ import numpy as np
 import yaml
 
 from services.align.rules import Face, five_from_68
-from shared import registry as registry_mod
+from shared.models import registry as registry_mod
 
 CONFIG_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "detectors.yaml")
 

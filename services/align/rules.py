@@ -10,7 +10,7 @@ import collections
 
 import numpy as np
 
-from shared.template import CROP_SIZES, align
+from shared.faces.template import CROP_SIZES, align
 
 BLUR_SIGMAS = tuple(np.linspace(0.0, 3.0, 11))  # sigma 0 is the image itself
 

@@ -20,7 +20,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from shared.backbone import Backbone, main  # noqa: E402
+from shared.contract.backbone import Backbone, main  # noqa: E402
 
 CHIP_SIZE, CHIP_PADDING = 150, 0.25
 

@@ -1,7 +1,7 @@
 """FaceNet backbones on TensorFlow (davidsandberg/facenet's TF1 graphs, run through tf.compat.v1).
 
 Run as `python services/facenet/embed.py --model model6_facenet ...` (the embed entrypoint,
-shared/backbone.py). FaceNet releases ship a model in two formats, and the files the registry
+shared/contract/backbone.py). FaceNet releases ship a model in two formats, and the files the registry
 entry lists say which one to load:
   - a frozen graph: one `.pb` GraphDef;
   - a meta graph + checkpoint: `model-X.meta` plus the checkpoint's `model-X.ckpt-N.index`
@@ -10,7 +10,7 @@ Either way the graph is FaceNet's interface: `input:0` (float32 N x 160 x 160 x 
 RGB), `phase_train:0` (bool, fed False: batch norm uses its moving averages) and the output
 tensor the registry names (`embeddings:0`, L2-normalised N x 512).
 
-`--engine openvino` (shared/engines.py): OpenVINO reads TensorFlow graphs itself, so the
+`--engine openvino` (shared/models/engines.py): OpenVINO reads TensorFlow graphs itself, so the
 conversion is a frozen GraphDef of the loaded graph, phase_train bound to False, handed to
 ov.convert_model (no ONNX step).
 """
@@ -23,11 +23,11 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
-from shared.backbone import Backbone, main  # noqa: E402
-from shared.preprocess import to_batch  # noqa: E402
+from shared.contract.backbone import Backbone, main  # noqa: E402
+from shared.faces.template import crop_size  # noqa: E402
+from shared.models.preprocess import to_batch  # noqa: E402
 from shared.quiet import TENSORFLOW, chatter_filtered  # noqa: E402
 from shared.schema import EXIT_BACKEND, ContractError  # noqa: E402
-from shared.template import crop_size  # noqa: E402
 
 INPUT_TENSOR = "input:0"
 PHASE_TRAIN_TENSOR = "phase_train:0"

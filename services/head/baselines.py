@@ -1,9 +1,9 @@
 """Peer baselines on the same embeddings: what the heads and pseudo-labelling must beat."""
 import numpy as np
 
-from shared.ensemble import UNKNOWN, unit_rows
-from shared.metrics import reciprocal_ranks, scores
-from shared.submission import fill_top5
+from shared.method.ensemble import UNKNOWN, unit_rows
+from shared.method.metrics import reciprocal_ranks, scores
+from shared.method.submission import fill_top5
 
 NN_THRESHOLDS = np.linspace(-0.2, 0.9, 111)  # cosine similarity: "unknown" below it
 

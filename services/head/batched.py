@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from services.head.model import HISTORY, Head
-from shared.clr import exp_range
+from shared.method.clr import exp_range
 
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7  # keras.optimizers.Adam's defaults, as model.Head uses
 

@@ -9,9 +9,9 @@ import numpy as np
 
 from services.head import prototypes
 from services.head.ensemble import _distance, _ensemble, _no_face, tuned_rules
-from shared.ensemble import UNKNOWN
-from shared.folds import read_folds
-from shared.metrics import scores, top_k
+from shared.method.ensemble import UNKNOWN
+from shared.method.folds import read_folds
+from shared.method.metrics import scores, top_k
 from shared.storage import read_json
 
 DISTANCE_THRESHOLDS = np.round(np.arange(0.5, 2.0001, 0.025), 3)  # the unknown rule's distance sweep

@@ -20,14 +20,14 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
 import numpy as np  # noqa: E402
 
 from services.head.arrays import load_split  # noqa: E402
-from shared import registry as registry_mod  # noqa: E402
-from shared.ensemble import (UNKNOWN, combine, confident_labels, distance_weights, ensemble_weights,  # noqa: E402
-                             keep_unknowns, min_distance, pseudo_labels)
-from shared.folds import read_folds  # noqa: E402
-from shared.metrics import map_at_5, top_k  # noqa: E402
+from shared.method.ensemble import (UNKNOWN, combine, confident_labels, distance_weights,  # noqa: E402
+                                    ensemble_weights, keep_unknowns, min_distance, pseudo_labels)
+from shared.method.folds import read_folds  # noqa: E402
+from shared.method.metrics import map_at_5, top_k  # noqa: E402
+from shared.method.submission import fill_top5, write_submission  # noqa: E402
+from shared.models import registry as registry_mod  # noqa: E402
 from shared.schema import exit_with_code  # noqa: E402
 from shared.storage import read_json, write_json, write_text  # noqa: E402
-from shared.submission import fill_top5, write_submission  # noqa: E402
 
 RULES = ("pseudo_distance", "pseudo_probability", "unknown_distance", "unknown_probability", "tune_unknown",
          "step7_probability", "svm_unknown_score")

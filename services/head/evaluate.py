@@ -20,12 +20,12 @@ from services.head.arrays import load_split  # noqa: E402
 from services.head import diagnostics, prototypes  # noqa: E402
 from services.head.baselines import linear_svm, nearest_neighbour, nearest_neighbour_sweep  # noqa: E402
 from services.head.ensemble import log, parser, run, summary, test_names  # noqa: E402
-from shared.ensemble import UNKNOWN  # noqa: E402
-from shared.folds import read_folds  # noqa: E402
-from shared.metrics import scores, top_k  # noqa: E402
-from shared.steps import STEPS  # noqa: E402
+from shared.method.ensemble import UNKNOWN  # noqa: E402
+from shared.method.folds import read_folds  # noqa: E402
+from shared.method.metrics import scores, top_k  # noqa: E402
+from shared.method.steps import STEPS  # noqa: E402
+from shared.method.submission import read_submission  # noqa: E402
 from shared.storage import write_json, write_text  # noqa: E402
-from shared.submission import read_submission  # noqa: E402
 
 DIAGNOSTICS = "diagnostics.json"
 

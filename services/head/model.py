@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from shared.clr import exp_range
+from shared.method.clr import exp_range
 
 HISTORY = ("val_top1", "val_loss", "learning_rate")  # per epoch, in each head's summary record
 

@@ -29,12 +29,12 @@ import numpy as np  # noqa: E402
 from services.head.arrays import load_split  # noqa: E402
 from services.head.baselines import unknown_share, validation_folds, weighted_map5  # noqa: E402
 from services.head.ensemble import _no_face, log, write_labels  # noqa: E402
-from shared.ensemble import UNKNOWN, unit_rows  # noqa: E402
-from shared.folds import read_folds  # noqa: E402
-from shared.metrics import reciprocal_ranks  # noqa: E402
+from shared.method.ensemble import UNKNOWN, unit_rows  # noqa: E402
+from shared.method.folds import read_folds  # noqa: E402
+from shared.method.metrics import reciprocal_ranks  # noqa: E402
+from shared.method.submission import fill_top5, write_submission  # noqa: E402
 from shared.schema import exit_with_code  # noqa: E402
 from shared.storage import write_json  # noqa: E402
-from shared.submission import fill_top5, write_submission  # noqa: E402
 
 # Per-model fusion weights tried (the fusions are the combinations summing to 1). Coarse on
 # purpose: on four benchmark draws neighbouring weights differed by < 0.002 validation MAP@5,

@@ -31,9 +31,9 @@ import numpy as np  # noqa: E402
 from services.head.arrays import load_split, training_views, view_scheme  # noqa: E402
 from services.head.batched import Heads  # noqa: E402
 from services.head.model import Head  # noqa: E402
-from shared import registry as registry_mod  # noqa: E402
-from shared.ensemble import UNKNOWN  # noqa: E402
-from shared.folds import read_folds  # noqa: E402
+from shared.method.ensemble import UNKNOWN  # noqa: E402
+from shared.method.folds import read_folds  # noqa: E402
+from shared.models import registry as registry_mod  # noqa: E402
 from shared.progress import bar  # noqa: E402
 from shared.quiet import TENSORFLOW, chatter_filtered  # noqa: E402
 from shared.schema import exit_with_code  # noqa: E402

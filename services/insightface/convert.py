@@ -1,5 +1,5 @@
 """An MXNet checkpoint (symbol JSON + params) -> an OpenVINO graph, built directly with OpenVINO's
-opset API (the `openvino` engine, shared/engines.py).
+opset API (the `openvino` engine, shared/models/engines.py).
 
 Why not MXNet's ONNX exporter: as shipped (MXNet 1.9.1) it needs an onnx release that still has
 `onnx.mapping`, exports y1's FullyConnected on a 4-D input as Flatten(axis=-1) (so Gemm fails),

@@ -2,7 +2,7 @@
 (the registry entry's options.prefix and options.epoch; output layer `fc1`).
 
 Run as `python services/insightface/embed.py --model model4_insightface ...` (the embed
-entrypoint, shared/backbone.py); `--engine openvino` runs the checkpoint converted by convert.py.
+entrypoint, shared/contract/backbone.py); `--engine openvino` runs the checkpoint converted by convert.py.
 """
 import os
 import sys
@@ -21,11 +21,11 @@ os.environ.setdefault("MXNET_STORAGE_FALLBACK_LOG_VERBOSE", "0")
 
 import numpy as np  # noqa: E402
 
-from shared.backbone import Backbone, main  # noqa: E402
-from shared.preprocess import to_batch  # noqa: E402
+from shared.contract.backbone import Backbone, main  # noqa: E402
+from shared.faces.template import crop_size  # noqa: E402
+from shared.models.preprocess import to_batch  # noqa: E402
+from shared.models.registry import checkpoint_files  # noqa: E402
 from shared.quiet import MXNET, chatter_filtered  # noqa: E402
-from shared.registry import checkpoint_files  # noqa: E402
-from shared.template import crop_size  # noqa: E402
 
 from convert import CONVERTER_VERSION, build, read_checkpoint  # noqa: E402  (this folder: on sys.path)
 
@@ -33,7 +33,7 @@ from convert import CONVERTER_VERSION, build, read_checkpoint  # noqa: E402  (th
 class InsightFace(Backbone):
     family = "insightface"
     default_batch_size = 64
-    layout = "NCHW"  # of the converted graph's input (shared/engines.py)
+    layout = "NCHW"  # of the converted graph's input (shared/models/engines.py)
     converter_version = CONVERTER_VERSION
 
     @staticmethod

@@ -1,5 +1,5 @@
 """A Caffe network (the .prototxt as prototxt.py reads it + the weights as the backend loaded them)
--> an OpenVINO graph, built with OpenVINO's opset API (the `openvino` engine, shared/engines.py).
+-> an OpenVINO graph, built with OpenVINO's opset API (the `openvino` engine, shared/models/engines.py).
 
 Which route: OpenVINO dropped its Caffe frontend, and an ONNX detour would need a Caffe->ONNX
 converter of its own plus an onnx pin. The definition is already parsed here, the backend

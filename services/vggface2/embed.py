@@ -1,7 +1,7 @@
 """Caffe backbones (the VGGFace2 models, and any `.prototxt` + `.caffemodel` pair in the registry).
 
 Run as `python services/vggface2/embed.py --model vggface2_resnet50_128 ...` (the embed entrypoint,
-shared/backbone.py; `--engine openvino`: the network converted by convert.py). The registry names
+shared/contract/backbone.py; `--engine openvino`: the network converted by convert.py). The registry names
 the model's two files, its preprocessing and the blob whose value is the embedding (e.g.
 `feat_extract`, `classifier`, `fc1`).
 
@@ -26,10 +26,10 @@ sys.path.insert(0, HERE)
 
 import convert  # noqa: E402
 import prototxt  # noqa: E402
-from shared.backbone import Backbone, main  # noqa: E402
-from shared.preprocess import to_batch  # noqa: E402
+from shared.contract.backbone import Backbone, main  # noqa: E402
+from shared.faces.template import crop_size  # noqa: E402
+from shared.models.preprocess import to_batch  # noqa: E402
 from shared.schema import EXIT_BACKEND, ContractError  # noqa: E402
-from shared.template import crop_size  # noqa: E402
 
 BACKEND_VARIABLE = "FACES_CAFFE_BACKEND"
 BACKENDS = ("auto", "caffe", "opencv")
@@ -142,7 +142,7 @@ def choose_backend(requested):
 class CaffeBackbone(Backbone):
     family = "vggface2"
     default_batch_size = 16
-    layout = "NCHW"  # of the converted graph's input (shared/engines.py)
+    layout = "NCHW"  # of the converted graph's input (shared/models/engines.py)
     converter_version = convert.CONVERTER_VERSION
 
     def __init__(self, entry, weights_dir, batch_size):

@@ -7,9 +7,9 @@
 
 Writes split S (S.shard-I-of-N when sharded) into --out as shared/schema.py describes (S.npy,
 S_flip.npy, S_aug.npy, S_index.csv, S_meta.json: model, weights + sha256, input, counts,
-timing, versions, engine), and exits with its codes. Work is saved in chunks (shared/resumable.py),
+timing, versions, engine), and exits with its codes. Work is saved in chunks (shared/contract/resumable.py),
 so an interrupted run resumes; --workers N runs N shards as processes and merges them
-(shared/shards.py). Python-2.7 compatible (the Caffe service).
+(shared/contract/shards.py). Python-2.7 compatible (the Caffe service).
 """
 from __future__ import absolute_import, division, print_function
 
@@ -20,16 +20,16 @@ import sys
 
 import numpy as np
 
-from shared import registry as registry_mod
-from shared import engines, resumable, validate
-from shared.augment import augment
-from shared.images import load_rgb_at
-from shared.schema import (CONTRACT_VERSION, EXIT_BACKEND, EXIT_USAGE, ContractError, clear_outputs,
-                           exit_with_code, hash_names, output_files, output_prefix, parse_shard,
-                           require_images, shard_bounds)
-from shared.shards import drop_shard_partials, run_workers
+from shared.contract import resumable, validate
+from shared.contract.shards import drop_shard_partials, run_workers
+from shared.faces.augment import augment
+from shared.faces.images import load_rgb_at
+from shared.faces.template import crop_size
+from shared.models import engines
+from shared.models import registry as registry_mod
+from shared.schema import (CONTRACT_VERSION, EXIT_BACKEND, EXIT_USAGE, ContractError, clear_outputs, exit_with_code,
+                           hash_names, output_files, output_prefix, parse_shard, require_images, shard_bounds)
 from shared.storage import save_npy, write_text
-from shared.template import crop_size
 
 
 class Backbone(object):
@@ -54,7 +54,7 @@ class Backbone(object):
 def build_parser(backbone_cls):
     parser = argparse.ArgumentParser(
         prog="embed", description="Embed aligned face crops with a %s model (the embed "
-        "entrypoint; see shared/backbone.py)." % backbone_cls.family)
+        "entrypoint; see shared/contract/backbone.py)." % backbone_cls.family)
     add = parser.add_argument
     add("--model", required=True, help="registry name, e.g. model4_insightface")
     add("--images", required=True, help="folder the list's paths are relative to")
@@ -72,11 +72,11 @@ def build_parser(backbone_cls):
     add("--workers", type=int, default=1, help="run N shards as parallel processes and merge them (for "
         "single-threaded frameworks such as dlib); the result is the unsharded one, bit for bit")
     add("--chunk-size", type=int, default=256, help="images per resumable chunk")
-    add("--registry", default=None, help="model registry YAML (default: shared/models.yaml)")
+    add("--registry", default=None, help="model registry YAML (default: shared/models/models.yaml)")
     add("--no-verify", action="store_true", help="skip the sha256 check of weight files")
     add("--debug", action="store_true", help="show the traceback of an unforeseen error (or FACES_DEBUG=1)")
     add("--engine", choices=engines.ENGINES, default="native", help="native: the service's framework (the "
-        "faithful path); openvino: the weights converted once, verified against native (shared/engines.py)")
+        "faithful path); openvino: the weights converted once, verified against native (shared/models/engines.py)")
     add("--engine-cache", help="folder of the verified conversions (default: <out>/.engines)")
     return parser
 

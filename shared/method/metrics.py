@@ -1,7 +1,7 @@
 """Scores of a ranked submission: MAP@5, top-1, and how well unknowns are found."""
 import numpy as np
 
-from shared.ensemble import UNKNOWN
+from shared.method.ensemble import UNKNOWN
 
 
 def top_k(probs, k=5, class_ids=None):

@@ -175,7 +175,7 @@ def content_digests(folder, names):
 
 
 def chunk_tags(digests, bounds):
-    """One short hash per chunk [lo, hi) of the images' digests (shared/resumable.py run_chunks)."""
+    """One short hash per chunk [lo, hi) of the images' digests (shared/contract/resumable.py run_chunks)."""
     return [hashlib.sha256("".join(digests[lo:hi]).encode("ascii")).hexdigest()[:16] for lo, hi in bounds]
 
 
@@ -192,7 +192,7 @@ def label_problem(text):
 def image_problems(folder, numbered, file_name):
     """'<file> line N: ...' for each listed image under `folder` that is missing or unreadable
     (`numbered`: [(line number, name)], 0 where the image comes from no file)."""
-    from shared.images import ImageError, load_rgb
+    from shared.faces.images import ImageError, load_rgb
 
     problems = []
     for number, name in numbered:
@@ -227,7 +227,7 @@ def check_dataset(dataset):
     """Validate a dataset in the competition layout once, before any work: train.csv's names
     and labels (0..K-1, K <= UNKNOWN_LABEL), no duplicates, every named image there and
     decodable, the test images too. Returns {'train', 'identities', 'test'} counts."""
-    from shared.images import list_images
+    from shared.faces.images import list_images
 
     problems, usable, labels = _train_problems(dataset)
     bad_rows = len(problems)

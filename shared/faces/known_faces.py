@@ -1,12 +1,12 @@
 """Known-answer cases for the detectors: an aligned crop pasted onto a larger canvas by a known
 similarity transform, and the error of an alignment against the known landmarks.
 
-Used by the align benchmark (shared/bench_align.py) and the align service tests. Needs only numpy and
+Used by the align benchmark (shared/bench/align.py) and the align service tests. Needs only numpy and
 OpenCV.
 """
 import numpy as np
 
-from shared.template import ARCFACE_112, estimate_similarity
+from shared.faces.template import ARCFACE_112, estimate_similarity
 
 # Where the landmarks of the LFW dev crops (../shared/data/lfw-112x112-dev) actually lie: 8 px
 # left of the 112x112 ArcFace template, i.e. on the 96x112 template inside a 112-wide image.
@@ -61,7 +61,7 @@ def write_cases(source, names, folder, seed):
     One random stream per seed, drawn in list order, so a seed gives the same cases."""
     import os
 
-    from shared.images import CROP_JPEG_QUALITY, load_rgb, save_rgb
+    from shared.faces.images import CROP_JPEG_QUALITY, load_rgb, save_rgb
 
     rng = np.random.RandomState(seed)
     matrices = {}

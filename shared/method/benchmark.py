@@ -18,7 +18,7 @@ import tempfile
 
 import numpy as np
 
-from shared.images import list_images, load_rgb, save_rgb
+from shared.faces.images import list_images, load_rgb, save_rgb
 from shared.schema import UNKNOWN_LABEL
 from shared.storage import atomic_path, stable_seed
 

@@ -1,6 +1,6 @@
 """Bare-framework embedding loops, the yardstick `invoke bench.embed` sets beside each service.
 
-    python -m shared.bare_embed --model NAME --weights-root DIR --images DIR --list FILE [--batch-size B]
+    python -m shared.bench.bare_embed --model NAME --weights-root DIR --images DIR --list FILE [--batch-size B]
 
 Run by a service's own environment (the framework is only installed there). It reads the crops
 and applies the registry's preprocessing as the service does, then runs the framework directly:
@@ -14,16 +14,16 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
 import numpy as np  # noqa: E402
 
-from shared import registry as registry_mod  # noqa: E402
-from shared import roofline  # noqa: E402
-from shared.images import load_rgb_at  # noqa: E402
-from shared.preprocess import to_batch  # noqa: E402
-from shared.template import crop_size  # noqa: E402
-from shared.validate import read_list  # noqa: E402
+from shared.bench import roofline  # noqa: E402
+from shared.contract.validate import read_list  # noqa: E402
+from shared.faces.images import load_rgb_at  # noqa: E402
+from shared.faces.template import crop_size  # noqa: E402
+from shared.models import registry as registry_mod  # noqa: E402
+from shared.models.preprocess import to_batch  # noqa: E402
 
 
 def insightface_forward(entry, folder, batch_size):
@@ -60,7 +60,7 @@ def caffe_forward(entry, folder, batch_size):
     def forward(images):
         net.setInput(to_batch(images, entry))
         return net.forward(entry["output"]["layer"])
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "services", "vggface2"))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "services", "vggface2"))
     import prototxt
 
     with open(os.path.join(folder, definition)) as f:

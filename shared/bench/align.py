@@ -8,13 +8,13 @@ import os
 import numpy as np
 import yaml
 
-from shared import known_faces as known
-from shared.images import CROP_JPEG_QUALITY, list_images, load_rgb, save_rgb
-from shared.runner import ServiceError
+from shared.faces import known_faces as known
+from shared.faces.images import CROP_JPEG_QUALITY, list_images, load_rgb, save_rgb
+from shared.faces.template import align as warp
+from shared.running.runner import ServiceError
+from shared.running.settings import ROOT
 from shared.schema import EXIT_WEIGHTS, output_files
-from shared.settings import ROOT
 from shared.storage import read_json, write_text
-from shared.template import align as warp
 
 
 class AlignBench(object):

@@ -15,11 +15,11 @@ import shutil
 from invoke import task
 
 from pipeline import context
-from pipeline.bench_embed import measured
+from pipeline.bench.embed import measured
 from pipeline.data import benchmark_stage
 from pipeline.workflow import run_pipeline
-from shared.runner import LocalRunner
-from shared.steps import STEPS
+from shared.method.steps import STEPS
+from shared.running.runner import LocalRunner
 from shared.storage import read_json, write_json, write_text
 
 COLUMNS = ("row", "val top-1 step4", "val top-1 step7", "MAP@5 step4", "MAP@5 step7", "top-1 step7",

@@ -18,9 +18,9 @@ from invoke import task
 
 from pipeline import context
 from pipeline.common import fail
-from shared import roofline
-from shared import settings as settings_mod
-from shared.runner import ServiceError
+from shared.bench import roofline
+from shared.running import settings as settings_mod
+from shared.running.runner import ServiceError
 
 # The bare loops beside each family's service: (label, environment). MXNet's fused setting is
 # the service's (services/insightface/embed.py: the FC pass left out, or the second forward fails).
@@ -41,7 +41,7 @@ def present_models(ctx, names=None):
 
 def prepare_crops(ctx, crops_needed, count):
     """The first `count` LFW crops (sorted names) at every crop size needed; {crop: dir}, list files."""
-    from shared.crops import derive_prealigned
+    from shared.faces.crops import derive_prealigned
     from shared.storage import write_text
 
     source = os.path.join(os.path.dirname(settings_mod.under(ctx.config["data_dir"], ctx.config["bench"]["pairs"])),
@@ -92,7 +92,7 @@ def systems(ctx, entry, root, dirs, engines):
         return found  # dlib's own framing detects and aligns first: no bare loop does that
     for label, env in BARE.get(family, []):
         def bare(list_path, env=env):
-            command = [python, "-m", "shared.bare_embed", "--model", entry["name"], "--weights-root",
+            command = [python, "-m", "shared.bench.bare_embed", "--model", entry["name"], "--weights-root",
                        ctx.config["weights_dir"], "--images", dirs[entry["input"]["crop"]], "--list", list_path,
                        "--batch-size", str(batch)]
             proc = subprocess.run(command, capture_output=True, text=True, cwd=settings_mod.ROOT,

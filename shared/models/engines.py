@@ -21,8 +21,8 @@ import tempfile
 
 import numpy as np
 
-from shared.images import load_rgb_at
-from shared.preprocess import to_batch
+from shared.faces.images import load_rgb_at
+from shared.models.preprocess import to_batch
 from shared.schema import EXIT_BACKEND, EXIT_USAGE, ContractError
 from shared.storage import read_json, sha256_file, write_json
 

@@ -1,24 +1,22 @@
-"""`bench` collection: accuracy and speed figures printed for people, not asserted in tests."""
+"""`invoke bench.lfw-pairs`: a model's 10-fold verification accuracy on LFW-style pairs, through its
+service."""
 import os
 
 from invoke import task
 
 from pipeline import context, plots
-from pipeline.ablation import ablation  # noqa: F401 (`invoke bench.ablation`)
-from pipeline.bench_embed import embed  # noqa: F401 (`invoke bench.embed`)
-from pipeline.bench_heads import heads  # noqa: F401 (`invoke bench.heads`)
 from pipeline.common import progress
-from shared import settings as settings_mod
+from shared.running import settings as settings_mod
 
 
 def lfw_pairs_stage(ctx, entry, pairs_path, images, flip=True, batch_size=None):
     """10-fold verification accuracy of one model on LFW-style pairs, through its service."""
     import numpy as np
 
-    from shared.crops import derive_prealigned
+    from shared.bench.verification import cosine_scores, kfold_accuracy, read_pairs
+    from shared.faces.crops import derive_prealigned
     from shared.schema import output_files
     from shared.storage import read_json, write_text
-    from shared.verification import cosine_scores, kfold_accuracy, read_pairs
 
     pair_list = read_pairs(pairs_path)
     names = sorted(set(p[0] for p in pair_list) | set(p[1] for p in pair_list))
@@ -57,41 +55,3 @@ def lfw_pairs(c, model, pairs=None, images=None, flip=True, batch_size=None, run
     pairs_path = settings_mod.under(ctx.config["data_dir"], pairs or ctx.config["bench"]["pairs"])
     images = images or os.path.join(os.path.dirname(pairs_path), "images")
     lfw_pairs_stage(ctx, ctx.registry.model(model), pairs_path, images, flip, batch_size)
-
-
-@task(help={"count": "LFW dev crops to paste onto canvases (default 300)", "seed": "sample and placement seed",
-            "detectors": "comma-separated detectors to measure (default: all; those without weights are skipped)",
-            "weights": "NAME=DIR,...: folders of single detectors' files (e.g. face-alignment=~/fa)",
-            "model": "embedding model for the cosine check", "runner": "local, docker or auto (default: invoke.yaml)",
-            "workspace": "workspace folder"})
-def align(c, count=300, seed=2019, detectors=None, weights=None, model="model4_insightface", runner=None,
-          workspace=None):
-    """Detectors on known answers (LFW crops pasted at a known scale, rotation and offset), the
-    24 real no-face images and the Solvay group photo: detection rate, template error, cosine."""
-    from shared import bench_align
-
-    ctx = context.from_task(c, workspace, runner)
-    root = os.path.join(ctx.paths["bench"], "align", "seed-%d" % seed)
-    overrides = dict(pair.split("=", 1) for pair in weights.split(",")) if weights else {}
-    bench = bench_align.AlignBench(ctx.runner, root, ctx.config["weights_dir"], ctx.registry.model(model), overrides)
-    # Default: every detector of the service's chain; one without its weight files answers with
-    # exit code 4 and is reported as skipped.
-    chain = detectors.split(",") if detectors else bench_align.detector_chain()
-    names, measured = bench_align.run(bench, ctx.config["data_dir"], chain, count, seed)
-    print("contact sheet: %s" % contact_sheet(root, names[:8], measured))
-
-
-def contact_sheet(root, names, detectors):
-    """A few canvases and their aligned crops: the known-points crop, then each detector's (a
-    blank where it found no face)."""
-    from shared.images import load_rgb
-
-    def row(folder):
-        return [load_rgb(os.path.join(folder, n)) if os.path.isfile(os.path.join(folder, n)) else None for n in names]
-
-    rows = [("canvas", row(os.path.join(root, "canvases"))),
-            ("known points", row(os.path.join(root, "known-points", "112x112", "canvases")))]
-    rows += [(detector, row(os.path.join(root, detector, "112x112", "canvases"))) for detector in detectors]
-    return plots.contact_sheet(rows, os.path.join(root, "contact-sheet.png"),
-                               "The first %d canvases and their aligned 112x112 crops: with the known landmarks, then "
-                               "each detector's" % len(names))

@@ -1,4 +1,4 @@
-"""Read the model registry (shared/models.yaml) and check a model's weight files."""
+"""Read the model registry (shared/models/models.yaml) and check a model's weight files."""
 from __future__ import absolute_import, division, print_function
 
 import copy
@@ -6,8 +6,8 @@ import os
 
 import yaml
 
+from shared.method.steps import STEPS
 from shared.schema import EXIT_WEIGHTS, ContractError
-from shared.steps import STEPS
 from shared.storage import sha256_file
 
 REGISTRY_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models.yaml")

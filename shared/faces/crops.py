@@ -2,7 +2,7 @@
 
 This is the alignment step's pass-through mode for data such as the LFW crops, which were
 aligned with the same 5-point template: the other sizes are resizes/shifts of the 112 crop
-(shared/template.py), so no detector runs.
+(shared/faces/template.py), so no detector runs.
 """
 import hashlib
 import os
@@ -10,9 +10,9 @@ import shutil
 
 import numpy as np
 
-from shared.images import CROP_JPEG_QUALITY, load_rgb, save_rgb
+from shared.faces.images import CROP_JPEG_QUALITY, load_rgb, save_rgb
+from shared.faces.template import derive_from_112, rewarp
 from shared.storage import read_json, write_json
-from shared.template import derive_from_112, rewarp
 
 
 def _sha256(path):
@@ -68,9 +68,9 @@ def derive_prealigned(src_dir, names, out_dirs, progress=None, manifest=None, ro
     shows their source unchanged, so an image replaced under the same name is cropped again.
 
     The names in `rotate` are turned 180 degrees before any crop is derived (upside-down input,
-    shared/orientation.py); the manifest records it, so a name that enters or leaves `rotate`
+    shared/faces/orientation.py); the manifest records it, so a name that enters or leaves `rotate`
     is cropped again and no crop of the other orientation stays behind. `warp` (a 2x3 matrix,
-    shared/template.py correction) moves every crop, after any turn, onto the template; the
+    shared/faces/template.py correction) moves every crop, after any turn, onto the template; the
     manifest records it too.
 
     The 112x112 crop is copied byte for byte unless turned or moved; the others, and those 112

@@ -7,7 +7,7 @@ import shutil
 from invoke import task
 
 from pipeline import context
-from pipeline.bench_embed import measured
+from pipeline.bench.embed import measured
 from pipeline.heads import head_job
 from shared.storage import read_json
 

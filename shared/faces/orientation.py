@@ -13,7 +13,7 @@ by Newton's method, which on this strictly convex objective is deterministic and
 import numpy as np
 from PIL import Image
 
-from shared.crops import load_template_crop
+from shared.faces.crops import load_template_crop
 
 SIDE = 24  # the feature grid: coarse enough to drop identity, fine enough for eyes-above-mouth
 C = 0.01  # inverse L2 strength, as sklearn's C: the setting measured on four benchmark draws

@@ -7,7 +7,7 @@ import os
 
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG_PATH = os.path.join(ROOT, "invoke.yaml")
 ENV_OVERRIDES = {"workspace": "FACES_WORKSPACE", "data_dir": "FACES_DATA_DIR",
                  "weights_dir": "FACES_WEIGHTS_DIR"}

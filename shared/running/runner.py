@@ -3,13 +3,13 @@
 A service is a folder of services/ with a requirements.txt (`services()`). The local runner
 uses the service's own virtualenv, `.venvs/<service>/` (made by `make setup`), so frameworks
 with incompatible pins (MXNet wants numpy 1.23, TensorFlow numpy >= 1.26) never share an
-interpreter. The docker runner (shared/docker_runner.py) runs the same entrypoint in the
+interpreter. The docker runner (shared/running/docker_runner.py) runs the same entrypoint in the
 service's image, with the same arguments and outputs.
 """
 import os
 import subprocess
 
-from shared.settings import ROOT
+from shared.running.settings import ROOT
 
 
 class ServiceError(RuntimeError):

@@ -1,6 +1,6 @@
-"""What a service container may see and use (shared/docker_runner.py runs it): its mounts, a
+"""What a service container may see and use (shared/running/docker_runner.py runs it): its mounts, a
 read-only root with a tmpfs /tmp, memory and process limits, and which path arguments it may
-be given. Input checks on the host side of the door, beside shared/validate.py's."""
+be given. Input checks on the host side of the door, beside shared/contract/validate.py's."""
 import os
 
 TMPFS = "/tmp:rw,exec,size=1g"  # the only writable place besides the workspace

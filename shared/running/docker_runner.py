@@ -3,7 +3,7 @@ docker/<service>.Dockerfile where the service has one of its own, else from the 
 template docker/service.Dockerfile (`--build-arg SERVICE=<service>`). No network, not root, the
 workspace mounted read-write and the weights and data read-only (even inside the workspace),
 each at the same path as on the host, so the arguments and outputs are the same as with the
-local runner; a read-only root, memory and process limits (shared/container_policy.py).
+local runner; a read-only root, memory and process limits (shared/running/container_policy.py).
 """
 import os
 import re
@@ -11,10 +11,10 @@ import socket
 import subprocess
 import sys
 
-from shared import container_policy
-from shared.lending import IMAGE_USER, lent_folders
-from shared.runner import ServiceError, services as service_names
-from shared.settings import ROOT
+from shared.running import container_policy
+from shared.running.lending import IMAGE_USER, lent_folders
+from shared.running.runner import ServiceError, services as service_names
+from shared.running.settings import ROOT
 
 TEMPLATE = "service"  # docker/service.Dockerfile
 OWNER_LABEL = "faces.owner"  # <host>:<pid>:<start time> of the process whose `docker run` started it
@@ -115,7 +115,7 @@ class DockerRunner(object):
         return IMAGE_USER if uid == 0 else (uid, gid)
 
     def options(self):
-        """The `docker run` options every container gets (shared/container_policy.py)."""
+        """The `docker run` options every container gets (shared/running/container_policy.py)."""
         return container_policy.run_options(self.user(), self.writable, self.readable, self.limits)
 
     def check_paths(self, args):
