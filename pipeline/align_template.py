@@ -36,7 +36,7 @@ def _measure(ctx, sample, work):
     listing = os.path.join(work, "sample.txt")
     write_text(listing, "".join(n + "\n" for n in sample))
     ctx.runner.run("align", "align", ["--images", canvases, "--list", listing, "--out", work, "--split", "sample",
-                                      "--crops", "112x112", "--weights-root", ctx.config["weights_dir"]])
+                                      "--crops", "112x112", "--weights-root", ctx.weights_root])
     faces = known_faces.read_faces(os.path.join(work, "sample_faces.csv"))
     return [faces[n][2] - MARGIN for n in sample if faces[n][2] is not None]
 

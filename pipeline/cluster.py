@@ -118,9 +118,9 @@ class SharedFolders(object):
     late (a SLURM job that starts later) is checked by each task it runs (`check_here`)."""
 
     def __init__(self, config):
-        self.folders = [config["weights_dir"], config["data_dir"]]
+        self.folders = [config["weights_dir"], config["installed_weights_dir"], config["data_dir"]]
         self.names = ("the workspace %s" % config["workspace"], "the weights %s" % self.folders[0],
-                      "the data %s" % self.folders[1])
+                      "the installed weights %s" % self.folders[1], "the data %s" % self.folders[2])
         self.check_dir = os.path.join(config["workspace"], ".cluster-check")
         token = uuid.uuid4().hex
         os.makedirs(self.check_dir, exist_ok=True)

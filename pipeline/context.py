@@ -34,7 +34,8 @@ def choose_runner(name, config):
         return runner_mod.LocalRunner()
     if name == "docker":
         return docker_runner.DockerRunner(writable=[config["workspace"]],
-                                          readable=[config["weights_dir"], config["data_dir"]], version=version,
+                                          readable=[f for f in (config["weights_dir"], config.get("installed_weights_dir"),
+                                                                config["data_dir"]) if f], version=version,
                                           limits=config.get("containers"))
     raise ValueError("unknown runner '%s' (known: local, docker, auto)" % name)
 
@@ -78,13 +79,18 @@ class RunContext(object):
         return self.config["workspace"]
 
     @property
+    def weights_root(self):
+        """The weights search path a service gets as --weights-root (settings.weights_root)."""
+        return settings_mod.weights_root(self.config)
+
+    @property
     def seed(self):
         return int(self.config["seed"])
 
     @property
     def runner(self):
         """The service runner, made on first use and shared by every stage of this process."""
-        key = (self.runner_name, self.workspace, self.config["weights_dir"], self.config["data_dir"])
+        key = (self.runner_name, self.workspace, self.weights_root, self.config["data_dir"])
         if key not in _RUNNERS:
             _RUNNERS[key] = choose_runner(self.runner_name, self.config)
         return _RUNNERS[key]

@@ -23,7 +23,7 @@ def embed_args(ctx, name, split, augment=None, seed=None, batch_size=None, worke
             "--images", os.path.join(ctx.paths["aligned"], entry["input"]["crop"], split),
             "--list", os.path.join(ctx.paths["aligned"], split + ".txt"),
             "--out", os.path.join(ctx.paths["embeddings"], name),
-            "--weights-root", ctx.config["weights_dir"], "--engine", ctx.engine_for(entry)]
+            "--weights-root", ctx.weights_root, "--engine", ctx.engine_for(entry)]
     if ctx.engine_for(entry) != "native":
         args += ["--engine-cache", ctx.paths["engines"]]
     if split in entry["embed"]["flip"]:

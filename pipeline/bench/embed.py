@@ -36,7 +36,7 @@ def present_models(ctx, names=None):
 
     entries = [ctx.registry.model(name) for name in (names or ctx.registry.names())]
     return [(entry, folder) for entry, (status, folder, _) in
-            ((e, model_status(e, ctx.config["weights_dir"])) for e in entries) if status == PRESENT]
+            ((e, model_status(e, ctx.weights_root)) for e in entries) if status == PRESENT]
 
 
 def prepare_crops(ctx, crops_needed, count):
@@ -84,7 +84,7 @@ def systems(ctx, entry, root, dirs, engines):
             extra += ["--engine-cache", os.path.join(root, "engines")] if has_cache else []
             ctx.runner.run(family, "embed", [
                 "--model", entry["name"], "--images", dirs[entry["input"]["crop"]], "--list", list_path,
-                "--out", out, "--split", "bench", "--weights-root", ctx.config["weights_dir"],
+                "--out", out, "--split", "bench", "--weights-root", ctx.weights_root,
                 "--workers", ctx.workers(entry), "--batch-size", batch] + extra)
             shutil.rmtree(out, ignore_errors=True)
         found.append(("service %s" % engine, service))
@@ -93,7 +93,7 @@ def systems(ctx, entry, root, dirs, engines):
     for label, env in BARE.get(family, []):
         def bare(list_path, env=env):
             command = [python, "-m", "shared.bench.bare_embed", "--model", entry["name"], "--weights-root",
-                       ctx.config["weights_dir"], "--images", dirs[entry["input"]["crop"]], "--list", list_path,
+                       ctx.weights_root, "--images", dirs[entry["input"]["crop"]], "--list", list_path,
                        "--batch-size", str(batch)]
             proc = subprocess.run(command, capture_output=True, text=True, cwd=settings_mod.ROOT,
                                   env=dict(os.environ, PYTHONPATH=settings_mod.ROOT, **env))

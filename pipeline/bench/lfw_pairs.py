@@ -30,7 +30,7 @@ def lfw_pairs_stage(ctx, entry, pairs_path, images, flip=True, batch_size=None):
     split = "pairs" if flip else "pairs-noflip"
     ctx.runner.run(entry["family"], "embed", [
         "--model", entry["name"], "--images", crops_dir, "--list", list_path, "--out", out, "--split", split,
-        "--weights-root", ctx.config["weights_dir"], "--workers", ctx.workers(entry),
+        "--weights-root", ctx.weights_root, "--workers", ctx.workers(entry),
         "--batch-size", batch_size or ctx.config["bench"]["batch_size"]] + (["--flip"] if flip else []))
     files = output_files(out, split)
     embeddings = np.load(files["embeddings"]) + (np.load(files["flip"]) if flip else 0)

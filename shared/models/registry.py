@@ -103,6 +103,9 @@ class Registry(object):
             if entry["ensemble"]["group"] not in self.groups:
                 found.append("%s: unknown group '%s'" % (name, entry["ensemble"]["group"]))
             found.extend(_option_problems(name, entry))
+            members = entry["weights"].get("distribution", {}).get("members", {})
+            found.extend("%s: distribution member for '%s', which is not one of its weight files" % (name, f)
+                         for f in sorted(members) if f not in entry["weights"]["files"])
         return found
 
 
@@ -111,8 +114,16 @@ def checkpoint_files(options):
     return "%s-symbol.json" % options["prefix"], "%s-%04d.params" % (options["prefix"], options["epoch"])
 
 
+def is_onnx(entry):
+    """An entry whose one weight file is an ONNX graph (options.format onnx), not its family's format."""
+    return entry.get("options", {}).get("format") == "onnx"
+
+
 def _option_problems(name, entry):
     options = entry.get("options", {})
+    if is_onnx(entry):
+        onnx = [f for f in entry["weights"]["files"] if f.endswith(".onnx")]
+        return [] if len(onnx) == 1 else ["%s: format onnx needs exactly one .onnx weight file" % name]
     lacking = [key for key in REQUIRED_OPTIONS.get(entry["family"], ()) if key not in options]
     if lacking:
         return ["%s: options lack %s" % (name, ", ".join(lacking))]
@@ -137,20 +148,32 @@ def _package_dir(package):
     return os.path.join(os.path.dirname(os.path.abspath(module.__file__)), "models")
 
 
+def roots(weights_root):
+    """The folders a --weights-root names, searched in order: one folder, or several joined by
+    os.pathsep (the weights root, then the installed-weights folder `invoke weights.install` fills)."""
+    return [root for root in (weights_root or "").split(os.pathsep) if root]
+
+
+def _complete(entry, folder):
+    return all(os.path.isfile(os.path.join(folder, name)) for name in entry["weights"]["files"])
+
+
 def weights_dir(entry, weights_root=None, override=None):
-    """Where the model's files are: --weights if given, else <root>/<dir>, else its package."""
+    """Where the model's files are: --weights if given, else the first <root>/<dir> that holds
+    them all, else its package's folder, else the first <root>/<dir> that exists (its files are
+    then reported missing there), else the first one."""
     if override:
         return override
-    if weights_root:
-        candidate = os.path.join(weights_root, entry["weights"]["dir"])
-        if os.path.isdir(candidate) or not entry["weights"].get("package"):
+    candidates = [os.path.join(root, entry["weights"]["dir"]) for root in roots(weights_root)]
+    for candidate in candidates:
+        if _complete(entry, candidate):
             return candidate
     package = entry["weights"].get("package")
-    if package:
-        found = _package_dir(package)
-        if found:
-            return found
-    return os.path.join(weights_root or "weights", entry["weights"]["dir"])
+    found = _package_dir(package) if package else None
+    if found:
+        return found
+    existing = [candidate for candidate in candidates if os.path.isdir(candidate)]
+    return (existing or candidates or [os.path.join("weights", entry["weights"]["dir"])])[0]
 
 
 def check_weights(entry, folder, verify=True):
@@ -159,9 +182,11 @@ def check_weights(entry, folder, verify=True):
     missing = [name for name in files if not os.path.isfile(os.path.join(folder, name))]
     if missing:
         raise WeightsError(
-            "model '%s': missing weight file(s) %s in %s. Put the files there (or pass "
-            "--weights DIR). They are distributed as: %s"
-            % (entry["name"], ", ".join(missing), os.path.abspath(folder), entry["weights"]["source"]))
+            "model '%s': missing weight file(s) %s in %s. %s (or pass --weights DIR). They are "
+            "distributed as: %s" % (entry["name"], ", ".join(missing), os.path.abspath(folder),
+                                    "`invoke weights.install --models %s` fetches them" % entry["name"]
+                                    if entry["weights"].get("distribution") else "Put the files there",
+                                    entry["weights"]["source"]))
     digests = {}
     for name, expected in sorted(files.items()):
         path = os.path.join(folder, name)
