@@ -11,7 +11,7 @@ from conftest import ROOT
 VERMIN = os.path.join(os.path.dirname(sys.executable), "vermin")
 
 # The Caffe entrypoint's imports, with the package __init__ files on their way.
-PY27_MODULES = ["shared/__init__.py", "shared/schema.py", "shared/storage.py", "shared/progress.py",
+PY27_MODULES = ["shared/__init__.py", "shared/schema.py", "shared/storage.py", "shared/progress.py", "shared/hardware.py",
                 "shared/contract/__init__.py", "shared/contract/backbone.py", "shared/contract/resumable.py",
                 "shared/contract/shards.py", "shared/contract/validate.py",
                 "shared/faces/__init__.py", "shared/faces/images.py", "shared/faces/template.py",
