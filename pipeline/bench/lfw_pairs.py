@@ -26,20 +26,22 @@ def lfw_pairs_stage(ctx, entry, pairs_path, images, flip=True, batch_size=None):
     derive_prealigned(images, names, {crop: crops_dir}, progress=progress("crops " + crop))
     list_path = os.path.join(bench_dir, "images.txt")
     write_text(list_path, "".join(n + "\n" for n in names))
-    out = os.path.join(bench_dir, entry["name"])
+    engine = ctx.engine_for(entry)
+    out = os.path.join(bench_dir, entry["name"] + ("" if engine == "native" else "-" + engine))
     split = "pairs" if flip else "pairs-noflip"
     ctx.runner.run(entry["family"], "embed", [
         "--model", entry["name"], "--images", crops_dir, "--list", list_path, "--out", out, "--split", split,
-        "--weights-root", ctx.weights_root, "--workers", ctx.workers(entry),
+        "--weights-root", ctx.weights_root, "--workers", ctx.workers(entry), "--engine", engine,
+        "--engine-cache", ctx.paths["engines"],
         "--batch-size", batch_size or ctx.config["bench"]["batch_size"]] + (["--flip"] if flip else []))
     files = output_files(out, split)
     embeddings = np.load(files["embeddings"]) + (np.load(files["flip"]) if flip else 0)
     scores, same = cosine_scores(embeddings, names, pair_list), [p[2] for p in pair_list]
     mean, std = kfold_accuracy(scores, same)
     timing = read_json(files["meta"])["timing"]
-    print("%s: %d pairs, %d images, %.1f forward passes/s (%s, batch %d)"
+    print("%s: %d pairs, %d images, %.1f forward passes/s (%s, batch %d, engine %s)"
           % (entry["name"], len(pair_list), len(names), timing["views_per_s"],
-             "original + flip views" if flip else "original views", timing["batch_size"]))
+             "original + flip views" if flip else "original views", timing["batch_size"], engine))
     print("accuracy %.4f +- %.4f" % (mean, std))
     print("figures: %s" % ", ".join(plots.verification(scores, same, os.path.join(out, split))))
 
@@ -48,10 +50,12 @@ def lfw_pairs_stage(ctx, entry, pairs_path, images, flip=True, batch_size=None):
             "images": "folder of 112x112 template crops the pairs name (default: beside pairs.txt)",
             "flip": "sum the original and mirrored embeddings (--no-flip: the original alone)",
             "batch_size": "images per forward pass", "runner": "local, docker or auto (default: invoke.yaml)",
-            "workspace": "workspace folder"})
-def lfw_pairs(c, model, pairs=None, images=None, flip=True, batch_size=None, runner=None, workspace=None):
+            "engine": "native (the default: the model's own framework) or openvino, where the registry's "
+                      "engines offer it to the model's family", "workspace": "workspace folder"})
+def lfw_pairs(c, model, pairs=None, images=None, flip=True, batch_size=None, runner=None, engine="native",
+              workspace=None):
     """10-fold verification accuracy of MODEL on LFW-style pairs (original + flip embeddings)."""
-    ctx = context.from_task(c, workspace, runner)
+    ctx = context.from_task(c, workspace, runner, engine=engine)
     pairs_path = settings_mod.under(ctx.config["data_dir"], pairs or ctx.config["bench"]["pairs"])
     images = images or os.path.join(os.path.dirname(pairs_path), "images")
     lfw_pairs_stage(ctx, ctx.registry.model(model), pairs_path, images, flip, batch_size)
