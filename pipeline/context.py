@@ -22,8 +22,9 @@ _RUNNERS = {}  # one runner per kind and set of folders in this process: images 
 def choose_runner(name, config):
     """A runner by name: local, docker, or auto (docker when a Docker engine answers, else
     local; the choice is logged). The docker runner mounts the folders of `config` (the run's
-    settings): the workspace read-write, the weights and data read-only. Make one per
-    invocation: a docker runner asks the engine once and builds each image at most once."""
+    settings): the workspace (and `also_writable`) read-write, the weights and data read-only.
+    Make one per invocation: a docker runner asks the engine once and builds each image at most
+    once."""
     version = None
     if name == "auto":
         version = docker_runner.docker_answers()
@@ -33,7 +34,7 @@ def choose_runner(name, config):
     if name == "local":
         return runner_mod.LocalRunner()
     if name == "docker":
-        return docker_runner.DockerRunner(writable=[config["workspace"]],
+        return docker_runner.DockerRunner(writable=[config["workspace"]] + list(config.get("also_writable", ())),
                                           readable=[f for f in (config["weights_dir"], config.get("installed_weights_dir"),
                                                                 config["data_dir"]) if f], version=version,
                                           limits=config.get("containers"))
@@ -90,7 +91,8 @@ class RunContext(object):
     @property
     def runner(self):
         """The service runner, made on first use and shared by every stage of this process."""
-        key = (self.runner_name, self.workspace, self.weights_root, self.config["data_dir"])
+        key = (self.runner_name, self.workspace, self.weights_root, self.config["data_dir"],
+               tuple(self.config.get("also_writable", ())))
         if key not in _RUNNERS:
             _RUNNERS[key] = choose_runner(self.runner_name, self.config)
         return _RUNNERS[key]

@@ -74,16 +74,6 @@ def build_parser():
     return parser
 
 
-def _overrides(pairs):
-    found = {}
-    for pair in pairs:
-        name, sep, folder = pair.partition("=")
-        if not sep or not name or not folder:
-            raise ContractError(EXIT_USAGE, "--weights must be NAME=DIR, got '%s'" % pair)
-        found[name] = os.path.expanduser(folder)
-    return found
-
-
 def _check_args(args, names):
     validate.check_split(args.split)
     validate.check_out(args.out)
@@ -152,19 +142,6 @@ def _versions(chain_objects):
     return found
 
 
-def _chain(args):
-    """The detector chain [(entry, folder, digests)] and notes on what `auto` left out."""
-    config = detectors_mod.load_config(args.config)
-    try:
-        chain, notes = detectors_mod.resolve_chain(config, args.detectors.split(","), args.weights_root,
-                                                   _overrides(args.weights), verify=not args.no_verify)
-    except KeyError as exc:
-        raise ContractError(EXIT_USAGE, exc.args[0])
-    for note in notes:
-        sys.stderr.write("align: %s\n" % note)
-    return chain, notes
-
-
 def _write_outputs(args, records):
     """no_face_S.txt and S_faces.csv; returns the names of the images without a face."""
     no_face = [row[0] for row in records if row[1] == "none"]
@@ -195,7 +172,7 @@ def _meta(args, chain, notes, records, no_face):
 def _run(args):
     names = validate.read_list(args.list)
     crops = _check_args(args, names)
-    chain, notes = _chain(args)
+    chain, notes = detectors_mod.chain_for(args)
     lock = validate.hold_lock(args.out, args.split)
     try:
         _align(args, names, crops, chain, notes)

@@ -5,12 +5,14 @@ files first (never downloading anything) and only then starts the framework.
 """
 import copy
 import os
+import sys
 
 import numpy as np
 import yaml
 
 from services.align.rules import Face, five_from_68
 from shared.models import registry as registry_mod
+from shared.schema import EXIT_USAGE, ContractError
 
 CONFIG_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "detectors.yaml")
 
@@ -147,3 +149,28 @@ def resolve_chain(config, names, weights_root=None, overrides=None, verify=True)
 
 def load_detector(detector_entry, folder):
     return CLASSES[detector_entry["name"]](folder)
+
+
+def overrides(pairs):
+    """{detector: folder} of the --weights NAME=DIR options."""
+    found = {}
+    for pair in pairs:
+        name, sep, folder = pair.partition("=")
+        if not sep or not name or not folder:
+            raise ContractError(EXIT_USAGE, "--weights must be NAME=DIR, got '%s'" % pair)
+        found[name] = os.path.expanduser(folder)
+    return found
+
+
+def chain_for(args):
+    """The chain [(entry, folder, digests)] a program's --detectors, --weights-root, --weights,
+    --config and --no-verify ask for, and notes on what `auto` left out (also on stderr)."""
+    config = load_config(args.config)
+    try:
+        chain, notes = resolve_chain(config, args.detectors.split(","), args.weights_root, overrides(args.weights),
+                                     verify=not args.no_verify)
+    except KeyError as exc:
+        raise ContractError(EXIT_USAGE, exc.args[0])
+    for note in notes:
+        sys.stderr.write("align: %s\n" % note)
+    return chain, notes

@@ -153,20 +153,28 @@ def estimated_share(parts, test_best):
     return unknown_share(best[truth != UNKNOWN], best[truth == UNKNOWN], test_best)
 
 
-def choose_threshold(parts, share):
-    """The unknown score with the best validation MAP@5, known and unknown rows weighed
-    (1 - share) : share; the first (lowest) of equals. Returns its figures."""
+def threshold_figures(parts, share):
+    """Each unknown score of THRESHOLDS with its validation MAP@5 (known and unknown rows
+    weighed (1 - share) : share) and the known and unknown rows' own, in THRESHOLDS' order."""
     truth = np.concatenate([t for _, _, t in parts])
     unknown = truth == UNKNOWN
-    found = None
+    found = []
     for threshold in THRESHOLDS:
         rr = np.concatenate([reciprocal_ranks(t, rank(c, s, threshold)) for c, s, t in parts])
         known_map = rr[~unknown].mean() if (~unknown).any() else 0.0
         unknown_map = rr[unknown].mean() if unknown.any() else 0.0
-        value = weighted_map5(rr, unknown, share)
-        if found is None or value > found["validation_map5"]:
-            found = {"threshold": float(threshold), "validation_map5": round(float(value), 6),
-                     "validation_known": round(float(known_map), 6), "validation_unknown": round(float(unknown_map), 6)}
+        found.append({"threshold": float(threshold), "validation_map5": round(float(weighted_map5(rr, unknown, share)), 6),
+                      "validation_known": round(float(known_map), 6), "validation_unknown": round(float(unknown_map), 6)})
+    return found
+
+
+def choose_threshold(parts, share):
+    """The unknown score with the best validation MAP@5 (threshold_figures); the first (lowest)
+    of equals. Returns its figures."""
+    found = None
+    for figures in threshold_figures(parts, share):
+        if found is None or figures["validation_map5"] > found["validation_map5"]:
+            found = figures
     return found
 
 

@@ -93,3 +93,25 @@ def cosines(a, b):
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)
     return (a * b).sum(axis=1)
+
+
+def group_photo(crops, rng, tile_sizes=(140, 260), degrees=10.0):
+    """A group photo of aligned 112 LFW crops: each pasted (paste) on a tile of its own at a
+    random size, tilt and place, the tiles laid out on a grid over a blurred noise background.
+    Returns (photo, [5x2 true landmarks of each crop in the photo], in `crops` order)."""
+    import cv2
+
+    columns = int(np.ceil(np.sqrt(len(crops))))
+    cell = tile_sizes[1] + 24
+    rows = int(np.ceil(len(crops) / float(columns)))
+    noise = rng.randint(60, 200, (rows * cell, columns * cell, 3)).astype(np.uint8)
+    photo = cv2.GaussianBlur(noise, (0, 0), 25)
+    truth = []
+    for index, crop in enumerate(crops):
+        tile = int(rng.uniform(*tile_sizes))
+        matrix = placement(rng, canvas=tile, scales=(0.55 * tile / 112.0, 0.8 * tile / 112.0), degrees=degrees)
+        x = (index % columns) * cell + rng.randint(0, cell - tile + 1)
+        y = (index // columns) * cell + rng.randint(0, cell - tile + 1)
+        photo[y:y + tile, x:x + tile] = paste(crop, matrix, canvas=tile)
+        truth.append(transform(LFW_DEV_POINTS, matrix) + np.array([x, y], dtype=np.float64))
+    return photo, truth
