@@ -1,4 +1,6 @@
-"""`data` collection: build datasets in the competition layout."""
+"""`data` collection: build datasets in the competition layout, and example people and photos."""
+import os
+
 from invoke import task
 
 from pipeline import context
@@ -32,3 +34,22 @@ def benchmark_stage(ctx, source=None, seed=None, known=None, min_images=None):
 def benchmark(c, source=None, seed=None, known=None, min_images=None, workspace=None):
     """Build the competition-layout benchmark (train.csv, train/, test/, test truth)."""
     benchmark_stage(context.from_task(c, workspace), source, seed, known, min_images)
+
+
+@task(help={"out": "folder for people/, photos/ and truth.csv (default: <workspace>/example)",
+            "source": "identity folders of aligned crops (default: invoke.yaml benchmark.source)",
+            "people": "people to enroll", "photos_each": "photos per enrolled person",
+            "strangers": "faces of people never enrolled", "group_photos": "group photos",
+            "seed": "seed of every random choice", "workspace": "workspace folder"})
+def people(c, out=None, source=None, people=10, photos_each=3, strangers=6, group_photos=2, seed=2019,
+           workspace=None):
+    """An example for `invoke enroll` and `invoke identify`: a folder of named people, group
+    photos of some of them and of strangers, and the truth (shared/method/group_photos.py)."""
+    from shared.method.group_photos import build
+
+    ctx = context.from_task(c, workspace)
+    out = out or os.path.join(ctx.workspace, "example")
+    folders = build(settings_mod.under(ctx.config["data_dir"], source or ctx.config["benchmark"]["source"]), out,
+                    int(seed), int(people), int(photos_each), int(strangers), int(group_photos))
+    print("example in %s: %d people in people/, %d group photos in photos/, the truth in truth.csv"
+          % (out, len(folders), int(group_photos)))

@@ -1,6 +1,7 @@
 """People by name in real photos (`invoke enroll`, `invoke identify`): a folder of named people
 made of LFW faces placed in photos, group photos of enrolled people and strangers at different
-sizes and places (some damaged as the benchmark damages images), and the real Solvay photo.
+sizes and places, a third of the faces damaged as the benchmark damages images
+(shared/method/group_photos.py), and the real Solvay photo.
 The real align service (MTCNN), the best profile's models and the head service, local runner."""
 import csv
 import io
@@ -19,11 +20,11 @@ from conftest import LFW, ROOT, require
 from pipeline import people as people_mod
 from shared.faces import known_faces
 from shared.faces.images import load_rgb, save_rgb
-from shared.method.benchmark import damage
+from shared.method import group_photos
 
 INVOKE = os.path.join(os.path.dirname(sys.executable), "invoke")
 SOLVAY = os.path.join(os.path.dirname(os.path.dirname(LFW)), "photos", "solvay_conference_1927.jpg")
-ENROLLED, STRANGERS, PHOTOS_EACH = 10, 6, 3
+ENROLLED, STRANGERS, PHOTOS_EACH = 10, 6, 3  # as `invoke data.people`
 # What the group photos must show (measured: README, "People by name"): every face found, and
 # names and unknowns right at these rates or better.
 KNOWN_NAMED_RIGHT, STRANGERS_UNKNOWN = 0.9, 0.8
@@ -35,53 +36,8 @@ def invoke(*args, code=0):
     return proc.stdout + proc.stderr
 
 
-def _identities(rng):
-    """(enrolled: name -> 4+ images, strangers: names with one image), drawn with `rng`."""
-    many, single = [], []
-    for name in sorted(os.listdir(require(LFW))):
-        count = len(os.listdir(os.path.join(LFW, name)))
-        (many if count >= PHOTOS_EACH + 1 else single if count == 1 else []).append(name)
-    enrolled = [many[i] for i in sorted(rng.choice(len(many), ENROLLED, replace=False))]
-    strangers = [single[i] for i in sorted(rng.choice(len(single), STRANGERS, replace=False))]
-    return enrolled, strangers
-
-
 def _crop(name, index=0):
     return load_rgb(os.path.join(LFW, name, sorted(os.listdir(os.path.join(LFW, name)))[index]))
-
-
-def build_people(root, enrolled, rng):
-    """<root>/<Name>/*.jpg: each person's first photos, each placed in a photo of its own. One
-    name is written in Unicode, as people write their names."""
-    folders = {}
-    for name in enrolled:
-        folder = name.replace("_", " ") + (" Łukasiewicz-Núñez" if name == enrolled[0] else "")
-        os.makedirs(os.path.join(root, folder))
-        for index in range(PHOTOS_EACH):
-            photo = known_faces.paste(_crop(name, index), known_faces.placement(rng))
-            save_rgb(os.path.join(root, folder, "photo-%d.jpg" % index), photo)
-        folders[name] = folder
-    return folders
-
-
-def build_group_photos(folder, enrolled, strangers, rng):
-    """Two group photos, each of half the enrolled people (a photo of theirs not enrolled) and
-    half the strangers; a third of the faces damaged. Returns {photo: [(truth, 5x2 points)]}."""
-    truth = {}
-    for number in range(2):
-        people = enrolled[number::2] + strangers[number::2]
-        crops, labels = [], []
-        for name in people:
-            crop = _crop(name, PHOTOS_EACH if name in enrolled else 0)
-            kind = ("grayscale", "blur", "lowres", "", "", "", "", "", "")[rng.randint(9)]
-            crops.append(damage(crop, kind, rng) if kind else crop)
-            labels.append(name if name in enrolled else None)
-        order = rng.permutation(len(crops))
-        photo, points = known_faces.group_photo([crops[i] for i in order], rng)
-        path = os.path.join(folder, "group %d.jpg" % number)
-        save_rgb(path, photo)
-        truth[path] = [(labels[i], p) for i, p in zip(order, points)]
-    return truth
 
 
 def read_faces(path):
@@ -91,15 +47,21 @@ def read_faces(path):
 
 @pytest.fixture(scope="module")
 def enrolled(tmp_path_factory):
-    rng = np.random.RandomState(2019)
-    base = tmp_path_factory.mktemp("people")
-    names, strangers = _identities(rng)
-    folders = build_people(str(base / "people"), names, rng)
-    os.makedirs(str(base / "photos"))
-    truth = build_group_photos(str(base / "photos"), names, strangers, rng)
+    """The example of `invoke data.people` (shared/method/group_photos.py), one person's folder
+    renamed in Unicode, as people write their names; enrolled."""
+    base = tmp_path_factory.mktemp("example")
+    folders = group_photos.build(require(LFW), str(base), 2019, ENROLLED, PHOTOS_EACH, STRANGERS, 2)
+    first = sorted(folders.values())[0]
+    os.rename(str(base / "people" / first), str(base / "people" / (first + " Łukasiewicz-Núñez")))
+    truth = {}
+    for row in read_faces(str(base / "truth.csv")):
+        person = row["person"] + (" Łukasiewicz-Núñez" if row["person"] == first else "")
+        truth.setdefault(str(base / "photos" / row["photo"]), []).append(
+            (person or None, np.array([float(row["x"]), float(row["y"])])))
     gallery = str(base / "gallery")
     log = invoke("enroll", "--people", str(base / "people"), "--gallery", gallery, "--runner", "local")
-    return {"base": base, "gallery": gallery, "folders": folders, "truth": truth, "log": log}
+    names = sorted(os.listdir(str(base / "people")))
+    return {"base": base, "gallery": gallery, "names": names, "truth": truth, "log": log}
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +74,7 @@ def identified(enrolled):
 
 def test_enroll_books_every_person_under_a_stable_label(enrolled):
     rows = people_mod.read_rows(os.path.join(enrolled["gallery"], "people.csv"))
-    assert [r["name"] for r in rows] == sorted(enrolled["folders"].values())
+    assert [r["name"] for r in rows] == enrolled["names"]
     assert [int(r["label"]) for r in rows] == list(range(ENROLLED))
     assert all(int(r["images"]) == PHOTOS_EACH and r["left_out"] == "0" for r in rows), rows
     assert "[enroll] %d people, %d photos" % (ENROLLED, ENROLLED * PHOTOS_EACH) in enrolled["log"]
@@ -125,8 +87,7 @@ def test_every_face_of_the_group_photos_is_found_and_named_or_unknown(enrolled, 
     for photo, faces in enrolled["truth"].items():
         found = [r for r in rows if r["photo"] == photo]
         assert len(found) == len(faces), (photo, len(found), len(faces))
-        for label, points in faces:
-            centre = points.mean(axis=0)
+        for label, centre in faces:
             inside = [r for r in found if float(r["left"]) <= centre[0] <= float(r["right"])
                       and float(r["top"]) <= centre[1] <= float(r["bottom"])]
             assert len(inside) == 1, (photo, label, centre)
@@ -135,7 +96,7 @@ def test_every_face_of_the_group_photos_is_found_and_named_or_unknown(enrolled, 
                 unknown += inside[0]["decision"] == "unknown"
             else:
                 named += 1
-                right += inside[0]["decision"] == enrolled["folders"][label]
+                right += inside[0]["decision"] == label
     print("group photos: %d of %d enrolled faces named right, %d of %d strangers unknown"
           % (right, named, unknown, strangers))
     assert right >= KNOWN_NAMED_RIGHT * named and unknown >= STRANGERS_UNKNOWN * strangers
