@@ -30,7 +30,9 @@ def clean_errors(body):
             return body(*args, **kwargs)
         except (ServiceError, ContractError) as exc:
             fail(exc, exc.code)
-        except (ValueError, KeyError, FileNotFoundError, FileExistsError) as exc:
+        except (FileNotFoundError, FileExistsError) as exc:  # the path and the reason, not the errno alone
+            fail("%s: %s" % (exc.filename, exc.strerror) if exc.filename else exc)
+        except (ValueError, KeyError) as exc:
             fail(exc.args[0] if exc.args else exc)
         except Exception as exc:
             if os.environ.get("FACES_DEBUG") == "1":

@@ -78,6 +78,10 @@ def _read_csv(path):
         return list(csv.DictReader(f))
 
 
+def _name(names_of, label):
+    return "unknown" if int(label) == UNKNOWN else names_of[int(label)]
+
+
 def face_rows(photos, staged, faces, ranked, names_of):
     """faces.csv rows: the detector's faces with the ranked people and the decision."""
     by_crop = dict((row["crop"], row) for row in ranked)
@@ -92,16 +96,17 @@ def face_rows(photos, staged, faces, ranked, names_of):
                    detection_score=face["score"])
         found = by_crop[face["crop"]]
         for k in range(1, 6):
-            if found["label%d" % k]:
-                row["name%d" % k], row["score%d" % k] = names_of[int(found["label%d" % k])], found["score%d" % k]
-        decision = int(found["decision"])
-        row["decision"] = "unknown" if decision == UNKNOWN else names_of[decision]
+            if found.get("label%d" % k) not in (None, ""):
+                row["name%d" % k], row["score%d" % k] = _name(names_of, found["label%d" % k]), found.get("score%d" % k)
+        row["decision"] = _name(names_of, found["decision"])
         rows.append(dict(row, crop=face["crop"], label1=found["label1"]))
     return rows
 
 
-def identify_stage(ctx, photos, out):
-    """faces.csv and index.html under `out` for `photos` against the gallery ctx.workspace."""
+def identify_stage(ctx, photos, out, transductive=None):
+    """faces.csv and index.html under `out` for `photos` against the gallery ctx.workspace;
+    with `transductive` (a profile), ranked by a whole run of the original's method
+    (pipeline/transductive.py) instead of the gallery's prototypes."""
     from pipeline.identify_page import write_page
 
     gallery = read_gallery(ctx.workspace, ctx.registry, ctx.weights_root)
@@ -109,14 +114,18 @@ def identify_stage(ctx, photos, out):
     work = os.path.join(out, ".work")
     staged = stage_photos(photos, os.path.join(work, "photos"))
     people_mod.write_rows(os.path.join(work, "photos.txt"), ["image"], [{"image": n} for n in staged])
-    crops = sorted(set(ctx.registry.model(m)["input"]["crop"] for m in gallery["models"]))
+    crops = sorted(set(ctx.registry.model(m)["input"]["crop"] for m in gallery["models"]) | {"112x112"})
     faces_dir = os.path.join(work, "faces")
     ctx.runner.run("align", "faces", ["--images", os.path.join(work, "photos"), "--list",
                                       os.path.join(work, "photos.txt"), "--out", faces_dir, "--crops", ",".join(crops),
                                       "--weights-root", ctx.weights_root])
     faces = _read_csv(os.path.join(faces_dir, "faces.csv"))
-    ranked = []
-    if any(f["face"] != "0" for f in faces):
+    ranked, found = [], [f["crop"] for f in faces if f["face"] != "0"]
+    if found and transductive:
+        from pipeline.transductive import transductive_ranking
+
+        ranked = transductive_ranking(ctx, gallery, faces_dir, found, work, transductive)
+    elif found:
         ranked = _rank(ctx, gallery, work, faces_dir)
     names_of = dict((int(r["label"]), r["name"]) for r in people_mod.read_rows(os.path.join(ctx.workspace,
                                                                                              "people.csv")))
@@ -155,8 +164,10 @@ def _rank(ctx, gallery, work, faces_dir):
     "photos": "a photo or a folder of photos (repeat --photos for more)",
     "gallery": "the gallery `invoke enroll` made (default: <workspace>/gallery)",
     "out": "where faces.csv and index.html go (default: <workspace>/identified)",
+    "transductive": "rank the faces with a whole run of the original's method, the faces its test set",
+    "profile": "with --transductive: the run's profile (default: the gallery's)",
     "runner": "local, docker or auto (default: invoke.yaml)"})
-def identify(c, photos, gallery=None, out=None, runner=None):
+def identify(c, photos, gallery=None, out=None, transductive=False, profile=None, runner=None):
     """Find every face in the photos and name it against the gallery (or `unknown`)."""
     base = context.from_task(c, None, runner)
     folder = os.path.abspath(gallery or os.path.join(base.workspace, "gallery"))
@@ -167,4 +178,4 @@ def identify(c, photos, gallery=None, out=None, runner=None):
         raise people_mod.PeopleError("name the photos to identify: --photos FILE_OR_FOLDER (repeatable)")
     out = os.path.abspath(out or os.path.join(base.workspace, "identified"))
     ctx.config["also_writable"] = [out]  # a docker runner's containers write the faces and embeddings there
-    identify_stage(ctx, photos, out)
+    identify_stage(ctx, photos, out, (profile or ctx.profile_name) if transductive else None)

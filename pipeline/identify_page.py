@@ -1,7 +1,7 @@
-"""<out>/index.html of `invoke identify`: each photo with a box and a name on every face (unknown
-faces dashed), then a row per face: its crop, the decision, the five best people with their
-scores, and the gallery photos of the best one. Plain HTML, an SVG over each photo, every image
-a file in <out>/index_files/."""
+"""<out>/index.html of `invoke identify`: each photo with a box, its number and a name on every
+face (unknown faces dashed, their number alone), then a row per face: its crop, the decision,
+the five best people with their scores, and the gallery photos of the best one. Plain HTML, an
+SVG over each photo, every image a file in <out>/index_files/."""
 import os
 import shutil
 
@@ -14,8 +14,8 @@ SHOWN_WIDTH = 1000  # pixels of a photo's copy on the page
 MATCHES_SHOWN = 3  # gallery photos shown beside a face
 STYLE = """
 svg.photo { max-width: 100%; height: auto; border: 1px solid #ddd; }
-svg rect { fill: none; stroke-width: 4; } rect.known { stroke: #1a9641; } rect.unknown { stroke: #d7191c; stroke-dasharray: 12 6; }
-svg text { font: bold 28px sans-serif; paint-order: stroke; stroke: #fff; stroke-width: 5; }
+svg rect { fill: none; } rect.known { stroke: #1a9641; } rect.unknown { stroke: #d7191c; stroke-dasharray: 12 6; }
+svg text { font-weight: bold; font-family: sans-serif; paint-order: stroke; stroke: #fff; }
 text.known { fill: #1a9641; } text.unknown { fill: #d7191c; }
 .faces img { width: 80px; height: 80px; object-fit: cover; margin-right: 2px; }
 """
@@ -36,16 +36,19 @@ def _shown_photo(source, target):
 def _overlay(src, size, faces):
     """The photo as an SVG in its own pixel coordinates, a box and a label on each face."""
     width, height = size
-    parts = ['<svg class="photo" viewBox="0 0 %d %d" width="%d" role="img" aria-label="faces found">'
-             % (width, height, min(width, SHOWN_WIDTH)),
+    scale = max(1.0, width / float(SHOWN_WIDTH))  # labels and lines as thick on the page at any photo size
+    parts = ['<svg class="photo" viewBox="0 0 %d %d" width="%d" role="img" aria-label="faces found" '
+             'style="font-size: %dpx; stroke-width: %.1f">' % (width, height, min(width, SHOWN_WIDTH), 14 * scale,
+                                                               3 * scale),
              '<image href="%s" x="0" y="0" width="%d" height="%d"/>' % (html.text(src), width, height)]
     for row in faces:
         left, top, right, bottom = (float(row[k]) for k in ("left", "top", "right", "bottom"))
         kind = "unknown" if row["decision"] == "unknown" else "known"
         parts.append('<rect class="%s" x="%.1f" y="%.1f" width="%.1f" height="%.1f"/>'
                      % (kind, left, top, right - left, bottom - top))
-        parts.append('<text class="%s" x="%.1f" y="%.1f">%s %s</text>'
-                     % (kind, left, max(top - 8, 28), html.text(row["face"]), html.text(row["decision"])))
+        name = "" if kind == "unknown" else " " + row["decision"]  # a crowd of strangers stays readable
+        parts.append('<text class="%s" x="%.1f" y="%.1f">%s%s</text>'
+                     % (kind, left, max(top - 4 * scale, 14 * scale), html.text(row["face"]), html.text(name)))
     return "".join(parts) + "</svg>\n"
 
 

@@ -103,6 +103,7 @@ def place_photo(source, target):
     if os.path.exists(target):
         return
     pixels = load_rgb(source)  # a file that is no image fails here, named as the user knows it
+    os.makedirs(os.path.dirname(target), exist_ok=True)
     tmp = target + ".tmp" + os.path.splitext(target)[1]
     if os.path.splitext(source)[1].lower() not in CROP_WRITABLE:
         save_rgb(tmp, pixels)

@@ -199,3 +199,18 @@ def test_scan_and_labels(tmp_path):
     assert people_mod.labels_for([{"name": "Zoe", "label": "0"}], ["Ada", "Zoe", "Bob"]) == {"Zoe": 0, "Ada": 1, "Bob": 2}
     assert people_mod.photo_id(3, "Ada/a.webp", "0" * 64).startswith("00003-") and \
         people_mod.photo_id(3, "Ada/a.webp", "0" * 64).endswith(".png")
+
+
+def test_transductive_identify_maps_a_whole_run_back_to_names(enrolled, identified, tmp_path):
+    """--transductive: the faces are the test set of a whole `invoke all` (smoke profile here, for
+    time; its accuracy is not the point) and its final submission comes back as names and boxes."""
+    out = str(tmp_path / "transductive")
+    log = invoke("identify", "--photos", str(enrolled["base"] / "photos"), "--gallery", enrolled["gallery"], "--out", out,
+                 "--transductive", "--profile", "smoke", "--runner", "local")
+    assert "[all] wall time per stage" in log
+    rows = read_faces(os.path.join(out, "faces.csv"))
+    plain = read_faces(os.path.join(identified[0], "faces.csv"))
+    assert [(r["photo"], r["face"], r["left"]) for r in rows] == [(r["photo"], r["face"], r["left"]) for r in plain]
+    final = read_faces(os.path.join(out, ".work", "transductive", "submissions", "final.csv"))
+    assert len(final) == len(rows)
+    assert all(r["decision"] in enrolled["names"] + ["unknown"] and r["name1"] == r["decision"] for r in rows)
