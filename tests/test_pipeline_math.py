@@ -8,7 +8,7 @@ from shared.method.clr import exp_range
 from shared.method.ensemble import (UNKNOWN, combine, confident_labels, distance_weights, ensemble_weights,
                                     keep_unknowns, min_distance, pseudo_labels)
 from shared.method.folds import fold_column, make_folds, read_folds, write_folds
-from shared.method.metrics import map_at_5, scores, top_k
+from shared.method.metrics import map_at_5, reciprocal_ranks, scores, top_columns, top_k
 from shared.method.submission import read_submission, write_submission
 from shared.models import registry as registry_mod
 from shared.running.stages import Stage
@@ -145,6 +145,26 @@ def test_top_k_is_stable_and_maps_class_ids():
     assert list(top_k(probs)[0]) == [1, 2, 3, 0, 4]
     assert list(top_k(probs, class_ids=[0, 1, 2, 3, 4, 1000])[0]) == [1, 2, 3, 0, 4]
     assert list(top_k(np.array([[0, 0, 0, 0, 0.1, 0.9]]), class_ids=[0, 1, 2, 3, 4, 1000])[0]) == [1000, 4, 0, 1, 2]
+
+
+def test_top_columns_is_the_stable_argsort_without_sorting_whole_rows():
+    rng = np.random.RandomState(0)
+    wide = rng.rand(300, 1001)
+    wide[::3] = np.round(wide[::3] * 20) / 20  # ties at the fifth value
+    wide[5, 7] = np.nan
+    wide[6] = 0.0  # all tied (and -0.0 == 0.0)
+    wide[7, ::2] = -0.0
+    for values in (wide, wide.astype(np.float32)):
+        for k in (1, 5):
+            np.testing.assert_array_equal(top_columns(values, k), np.argsort(-values, axis=1, kind="stable")[:, :k])
+
+
+def test_reciprocal_ranks_of_tables_lists_and_short_rows():
+    truth = [3, 1000, 7, 2]
+    table = np.array([[1, 2, 3, 4, 5], [1000, 1, 2, 3, 4], [1, 2, 3, 4, 5], [9, 8, 7, 6, 2]])
+    expected = [1 / 3.0, 1.0, 0.0, 0.2]
+    assert list(reciprocal_ranks(truth, table)) == list(reciprocal_ranks(truth, table.tolist())) == expected
+    assert list(reciprocal_ranks([2, 5], [[1, 2], [5, 1, 2]])) == [0.5, 1.0]  # rows of different lengths
 
 
 def test_submission_format(tmp_path):

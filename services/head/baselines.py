@@ -2,7 +2,7 @@
 import numpy as np
 
 from shared.method.ensemble import UNKNOWN, unit_rows
-from shared.method.metrics import reciprocal_ranks, scores
+from shared.method.metrics import reciprocal_ranks, scores, top_columns
 from shared.method.submission import fill_top5
 
 NN_THRESHOLDS = np.linspace(-0.2, 0.9, 111)  # cosine similarity: "unknown" below it
@@ -10,19 +10,25 @@ NN_THRESHOLDS = np.linspace(-0.2, 0.9, 111)  # cosine similarity: "unknown" belo
 
 def _class_similarity(gallery, labels, probes):
     """(P, K) best cosine of each probe to each class's gallery images, and the class ids."""
-    classes = np.unique(labels)
+    classes, column = np.unique(labels, return_inverse=True)
     similarity = unit_rows(probes).dot(unit_rows(gallery).T)
-    best = np.full((len(probes), len(classes)), -np.inf)
-    for k, c in enumerate(classes):
-        best[:, k] = similarity[:, labels == c].max(axis=1)
-    return best, classes
+    order = np.argsort(column, kind="stable")  # the gallery's columns grouped by class
+    starts = np.searchsorted(column[order], np.arange(len(classes)))
+    return np.maximum.reduceat(similarity[:, order], starts, axis=1).astype(np.float64), classes
 
 
-def _rank(best, classes, threshold):
-    order = np.argsort(-best, axis=1, kind="stable")[:, :5]
-    ranked = classes[order]
-    unknown = best.max(axis=1) < threshold
-    return np.array([fill_top5([UNKNOWN] + list(r[:4]) if u else r) for r, u in zip(ranked, unknown)])
+def _candidates(best, classes):
+    """The two rankings of each probe a threshold chooses between, made once for every threshold
+    (the top five classes; "unknown" then the top four), and the probe's best similarity."""
+    ranked = classes[top_columns(best)]
+    return (np.array([fill_top5(r) for r in ranked]), np.array([fill_top5([UNKNOWN] + list(r[:4])) for r in ranked]),
+            best.max(axis=1))
+
+
+def _rank(candidates, threshold):
+    """Classes ranked by their best similarity; "unknown" first where even the best is below `threshold`."""
+    known, unknown_first, best = candidates
+    return np.where((best < threshold)[:, None], unknown_first, known)
 
 
 def validation_folds(train, labels, folds, score=None):
@@ -58,34 +64,44 @@ def weighted_map5(reciprocal, unknown, share):
     return float((1 - share) * reciprocal[~unknown].mean() + share * reciprocal[unknown].mean())
 
 
-def nearest_neighbour(train, labels, test, folds):
+def nearest_neighbour(train, labels, test, folds, test_scores=None):
     """Classes ranked by their nearest train image; "unknown" first when even the nearest is
     less similar than a threshold, tuned on the validation folds of `folds`, never on the test
     truth. The folds hold far more unknowns (identities with one image) than a test set does,
     so each threshold's MAP@5 weighs known and unknown rows by the test's unknown share,
     estimated from the test's similarities alone (unknown_share). Returns the ranking and its
-    settings: the threshold, that share and the validation MAP@5 they give."""
+    settings: the threshold, that share and the validation MAP@5 they give. `test_scores`:
+    test_similarity's, when already computed."""
     parts = list(validation_folds(train, labels, folds))
     truth = np.concatenate([t for _, _, t in parts])
     unknown = truth == UNKNOWN
-    best, classes = _class_similarity(train, labels, test)
+    best, classes = test_scores or _class_similarity(train, labels, test)
     validation_best = np.concatenate([b.max(axis=1) for b, _, _ in parts])
     share = unknown_share(validation_best[~unknown], validation_best[unknown], best.max(axis=1))
-    gains = []
-    for t in NN_THRESHOLDS:
-        rr = np.concatenate([reciprocal_ranks(tr, _rank(b, c, t)) for b, c, tr in parts])
-        gains.append(weighted_map5(rr, unknown, share))
+    # each validation row's reciprocal rank as known (top five) and as "unknown" first: a
+    # threshold only picks one of the two per row
+    candidates = [_candidates(b, c) for b, c, _ in parts]
+    as_known = np.concatenate([reciprocal_ranks(tr, k) for (k, _, _), (_, _, tr) in zip(candidates, parts)])
+    as_unknown = np.concatenate([reciprocal_ranks(tr, u) for (_, u, _), (_, _, tr) in zip(candidates, parts)])
+    gains = [weighted_map5(np.where(validation_best < t, as_unknown, as_known), unknown, share) for t in NN_THRESHOLDS]
     chosen = int(np.argmax(gains))
     threshold = round(float(NN_THRESHOLDS[chosen]), 4)
-    return _rank(best, classes, threshold), {"threshold": threshold, "estimated_unknown_share": round(share, 4),
-                                             "validation_map5": round(gains[chosen], 6)}
+    return _rank(_candidates(best, classes), threshold), {"threshold": threshold,
+                                                          "estimated_unknown_share": round(share, 4),
+                                                          "validation_map5": round(gains[chosen], 6)}
 
 
-def nearest_neighbour_sweep(train, labels, test, truth, chosen):
+def test_similarity(train, labels, test):
+    """(the test's (N, K) best cosine per class, the class ids): what nearest_neighbour and
+    nearest_neighbour_sweep share."""
+    return _class_similarity(train, labels, test)
+
+
+def nearest_neighbour_sweep(train, labels, test, truth, chosen, test_scores=None):
     """The nearest-neighbour baseline's test scores at each candidate threshold (the report's
     trade-off curve); `chosen` is the threshold tuned on the validation folds."""
-    best, classes = _class_similarity(train, labels, test)
-    found = [scores(truth, _rank(best, classes, t)) for t in NN_THRESHOLDS]
+    candidates = _candidates(*(test_scores or _class_similarity(train, labels, test)))
+    found = [scores(truth, _rank(candidates, t)) for t in NN_THRESHOLDS]
     sweep = dict((key, [round(s[key], 5) for s in found]) for key in ("map5", "unknown_precision", "unknown_recall"))
     return dict(sweep, thresholds=[round(float(t), 4) for t in NN_THRESHOLDS], chosen=chosen,
                 axis="nearest train face's cosine similarity (unknown below)")

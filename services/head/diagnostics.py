@@ -19,6 +19,11 @@ WORST = 24  # errors shown in the report's gallery
 
 
 def _first_unknown(ranked, flagged):
+    """`ranked` with "unknown" first (then its first four) in the `flagged` rows."""
+    ranked = np.asarray(ranked)
+    if ranked.ndim == 2 and ranked.shape[1] == 5:
+        shifted = np.concatenate([np.full((len(ranked), 1), UNKNOWN, ranked.dtype), ranked[:, :4]], axis=1)
+        return np.where(np.asarray(flagged)[:, None], shifted, ranked)
     return np.array([[UNKNOWN] + list(r[:4]) if f else list(r) for r, f in zip(ranked, flagged)])
 
 

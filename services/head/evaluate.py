@@ -5,12 +5,20 @@ model, step, ensemble and baseline against the test truth.
              --rules JSON --truth test_truth.csv --submissions S [--no-face FILE] [--registry R]
 Scores S/<step>.csv per step and S/prototypes.csv when present.
 Writes evaluation.json and evaluation.md into --out, and diagnostics.json: what the report plots
-(services/head/diagnostics.py).
+(services/head/diagnostics.py); --out/.cache/ keeps each model's linear SVM ranking (most of the
+work) for a re-evaluation on the same embeddings. The sweeps reuse one ranking per row for every
+threshold, and the SVMs run in processes of their own beside the rest.
 """
 import csv
+import glob
+import hashlib
+import importlib.metadata
+import inspect
 import io
+import json
 import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
@@ -18,14 +26,16 @@ import numpy as np  # noqa: E402
 
 from services.head.arrays import load_split  # noqa: E402
 from services.head import diagnostics, prototypes  # noqa: E402
-from services.head.baselines import linear_svm, nearest_neighbour, nearest_neighbour_sweep  # noqa: E402
+from services.head.baselines import (linear_svm, nearest_neighbour, nearest_neighbour_sweep,  # noqa: E402
+                                     test_similarity)
 from services.head.ensemble import log, parser, run, summary, test_names  # noqa: E402
 from shared.method.ensemble import UNKNOWN  # noqa: E402
 from shared.method.folds import read_folds  # noqa: E402
 from shared.method.metrics import scores, top_k  # noqa: E402
+from shared import hardware  # noqa: E402
 from shared.method.steps import STEPS  # noqa: E402
 from shared.method.submission import read_submission  # noqa: E402
-from shared.storage import write_json, write_text  # noqa: E402
+from shared.storage import save_npy, write_json, write_text  # noqa: E402
 
 DIAGNOSTICS = "diagnostics.json"
 
@@ -39,31 +49,47 @@ def _truth(path, names):
     return np.array([truth[n] for n in names])
 
 
-def cmd_evaluate(args, registry, models, rules):
-    def trained(model, step):  # a model with ensemble weight 0 may have no heads (skip_zero_weight_heads)
-        return os.path.isfile(os.path.join(args.heads, model, step, "summary.json"))
+def _svm(embeddings, model, images, labels, names, unknown_score, cache):
+    """One model's linear SVM ranking (a process of its own: liblinear is single-threaded), kept
+    in `cache` under the digest of everything it depends on (the arrays, the rule, scikit-learn's
+    version, linear_svm's source): a re-evaluation with the same embeddings reads it back. Only
+    the latest ranking of each model is kept."""
+    train = load_split(os.path.join(embeddings, model), "train", images)["embeddings"]
+    test = load_split(os.path.join(embeddings, model), "test", names)["embeddings"]
+    digest = hashlib.sha256(json.dumps([names, unknown_score, importlib.metadata.version("scikit-learn"),
+                                        inspect.getsource(linear_svm)]).encode("utf-8"))
+    for array in (train, np.asarray(labels, np.int64), test):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    path = os.path.join(cache, "linear_svm-%s-%s.npy" % (model, digest.hexdigest()[:16]))
+    if os.path.isfile(path):
+        return np.load(path)
+    ranked = linear_svm(train, labels, test, unknown_score)
+    save_npy(path, ranked)
+    for old in glob.glob(os.path.join(cache, "linear_svm-%s-*.npy" % model)):
+        if old != path:
+            os.remove(old)
+    return ranked
 
-    steps = [s for s in STEPS if any(trained(m, s) for m in models)]
-    names = test_names(args, registry, models, steps[0])
-    truth = _truth(args.truth, names)
-    images, labels, columns = read_folds(args.folds)
-    report = {"models": {}, "ensemble": {}, "baselines": {}, "test_images": len(names),
-              "test_unknown": int(np.sum(truth == UNKNOWN))}
-    nn_sweeps = {}
-    for model in models:
-        for step in [s for s in steps if trained(model, s)]:
-            entry = report["models"].setdefault(model, {})
-            head = summary(args, model, step)
-            probs = np.load(os.path.join(args.heads, model, step, "test_probs.npy"))
-            entry[step] = dict(scores(truth, top_k(probs, class_ids=head["class_ids"])), val_top1=head["val_top1"],
-                               mean_head_seconds=head["mean_head_seconds"])
-        train = load_split(os.path.join(args.embeddings, model), "train", images)["embeddings"]
-        test = load_split(os.path.join(args.embeddings, model), "test", names)["embeddings"]
-        nn_ranked, nn_settings = nearest_neighbour(train, labels, test, columns["rt0"])
-        nn_sweeps[model] = nearest_neighbour_sweep(train, labels, test, truth, nn_settings["threshold"])
-        svm_ranked = linear_svm(train, labels, test, rules["svm_unknown_score"])
-        report["baselines"][model] = {"nearest_neighbour": dict(scores(truth, nn_ranked), **nn_settings),
-                                      "linear_svm": scores(truth, svm_ranked)}
+
+def _model_rows(args, model, steps, names, truth, folds):
+    """(per step: the model's heads' test scores, its nearest-neighbour baseline, its sweep)."""
+    images, labels, columns = folds
+    rows = {}
+    for step in steps:
+        head = summary(args, model, step)
+        probs = np.load(os.path.join(args.heads, model, step, "test_probs.npy"))
+        rows[step] = dict(scores(truth, top_k(probs, class_ids=head["class_ids"])), val_top1=head["val_top1"],
+                          mean_head_seconds=head["mean_head_seconds"])
+    train = load_split(os.path.join(args.embeddings, model), "train", images)["embeddings"]
+    test = load_split(os.path.join(args.embeddings, model), "test", names)["embeddings"]
+    similarity = test_similarity(train, labels, test)  # the two nearest-neighbour uses share it
+    nn_ranked, nn_settings = nearest_neighbour(train, labels, test, columns["rt0"], similarity)
+    sweep = nearest_neighbour_sweep(train, labels, test, truth, nn_settings["threshold"], similarity)
+    return rows, {"nearest_neighbour": dict(scores(truth, nn_ranked), **nn_settings)}, sweep
+
+
+def _submissions(args, report, steps):
+    """The scores of each step's submission and of the prototypes', where the workspace has them."""
     for step in steps:
         path = os.path.join(args.submissions, step + ".csv")
         if os.path.isfile(path):
@@ -73,10 +99,37 @@ def cmd_evaluate(args, registry, models, rules):
     if os.path.isfile(path):  # the prototypes program's submission (ensemble.prototypes)
         sub_names, ranked = read_submission(path)
         report[prototypes.SUBMISSION] = scores(_truth(args.truth, sub_names), ranked)
+
+
+def cmd_evaluate(args, registry, models, rules):
+    def trained(model, step):  # a model with ensemble weight 0 may have no heads (skip_zero_weight_heads)
+        return os.path.isfile(os.path.join(args.heads, model, step, "summary.json"))
+
+    steps = [s for s in STEPS if any(trained(m, s) for m in models)]
+    names = test_names(args, registry, models, steps[0])
+    truth = _truth(args.truth, names)
+    folds = read_folds(args.folds)
+    report = {"models": {}, "ensemble": {}, "baselines": {}, "test_images": len(names),
+              "test_unknown": int(np.sum(truth == UNKNOWN))}
+    nn_sweeps = {}
+    # the SVMs (most of the time) in processes of their own while this one does the rest
+    with ProcessPoolExecutor(max(1, min(len(models), hardware.available_cpus()))) as pool:
+        cache = os.path.join(args.out, ".cache")
+        os.makedirs(cache, exist_ok=True)
+        svms = dict((m, pool.submit(_svm, args.embeddings, m, folds[0], folds[1], names, rules["svm_unknown_score"],
+                                    cache)) for m in models)
+        for model in models:
+            rows, report["baselines"][model], nn_sweeps[model] = _model_rows(
+                args, model, [s for s in steps if trained(model, s)], names, truth, folds)
+            if rows:
+                report["models"][model] = rows
+        _submissions(args, report, steps)
+        found = diagnostics.collect(args, registry, models, rules, truth, names, steps, nn_sweeps)
+        for model in models:
+            report["baselines"][model]["linear_svm"] = scores(truth, svms[model].result())
     report["systems"] = systems(report, steps)
     write_json(os.path.join(args.out, "evaluation.json"), report)
-    write_json(os.path.join(args.out, DIAGNOSTICS),
-               diagnostics.collect(args, registry, models, rules, truth, names, steps, nn_sweeps))
+    write_json(os.path.join(args.out, DIAGNOSTICS), found)
     table = render(report, steps)
     write_text(os.path.join(args.out, "evaluation.md"), table)
     log(table)

@@ -31,7 +31,7 @@ from services.head.baselines import unknown_share, validation_folds, weighted_ma
 from services.head.ensemble import _no_face, log, write_labels  # noqa: E402
 from shared.method.ensemble import UNKNOWN, unit_rows  # noqa: E402
 from shared.method.folds import read_folds  # noqa: E402
-from shared.method.metrics import reciprocal_ranks  # noqa: E402
+from shared.method.metrics import reciprocal_ranks, top_columns  # noqa: E402
 from shared.method.submission import fill_top5, write_submission  # noqa: E402
 from shared.schema import exit_with_code  # noqa: E402
 from shared.storage import write_json  # noqa: E402
@@ -106,7 +106,7 @@ def prototypes(gallery, labels, pool):
 
 def best_five(scores, classes):
     """(class ids, scores) of each row's five best classes (fewer when there are fewer), best first."""
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :5]
+    order = top_columns(scores)
     return classes[order], np.take_along_axis(scores, order, axis=1)
 
 
