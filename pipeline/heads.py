@@ -4,6 +4,7 @@ import os
 from invoke import task
 
 from pipeline import context
+from shared import hardware
 from shared.method.ensemble import ensemble_weights
 from shared.method.steps import PSEUDO_SOURCE, STEPS
 
@@ -39,7 +40,7 @@ def head_job(ctx, model, step):
     columns = ",".join(fold_columns(ctx))
     args = ["--model", model, "--embeddings", embeddings, "--folds", ctx.paths["folds"], "--columns", columns,
             "--out", out, "--epochs", ctx.profile["epochs"], "--patience", ctx.profile["patience"],
-            "--seed", ctx.seed]
+            "--seed", ctx.seed, "--matmul", ctx.choice("train_matmul", hardware.MATMUL_CHOICES)]
     inputs = [embeddings, ctx.paths["folds"]]
     if step in PSEUDO_SOURCE:
         pseudo = os.path.join(ctx.paths["pseudo"], step + ".csv")

@@ -21,8 +21,8 @@ INVOKE = os.path.join(os.path.dirname(sys.executable), "invoke")
 MODELS = "model4_insightface,model5_dlib"
 
 
-def run(command):
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+def run(command, **env):
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT, **env))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
@@ -38,10 +38,10 @@ def workspace(tmp_path_factory):
     return ws
 
 
-def train(ws, out, *extra):
+def train(ws, out, *extra, **env):
     args = ["--model", "model4_insightface", "--embeddings", os.path.join(ws, "embeddings", "model4_insightface"),
             "--folds", os.path.join(ws, "folds.csv"), "--columns", "rt0", "--out", out, "--seed", "7"] + list(extra)
-    run(LocalRunner().command("head", "train", args))
+    run(LocalRunner().command("head", "train", args), **env)
     summary = json.load(open(os.path.join(out, "summary.json")))
     return summary, dict((n, np.load(os.path.join(out, n + ".npy"))) for n in ("val_probs", "test_probs"))
 
@@ -67,11 +67,11 @@ def test_without_dropout_together_is_the_one_at_a_time_head(workspace, tmp_path)
     initialisation, batch order, views, learning rates and Adam, so only rounding differs."""
     registry = yaml.safe_load(open(REGISTRY_PATH))
     registry["head_defaults"]["dropout"] = 0.0
-    registry["head_defaults"]["train_matmul"] = "float32"  # model.Head's arithmetic (bfloat16 rounds ~1e-2)
     path = str(tmp_path / "models.yaml")
     yaml.safe_dump(registry, open(path, "w"))
     found = [train(workspace, str(tmp_path / name), "--epochs", "5", "--patience", "5", "--registry", path, *extra)
-             for name, extra in (("together", []), ("one", ["--one-at-a-time"]))]
+             for name, extra in (("together", ["--matmul", "float32"]),  # model.Head's arithmetic (bf16 rounds ~1e-2)
+                                 ("one", ["--one-at-a-time"]))]
     (together, arrays), (one, reference) = found
     assert one["heads_trained"] == "one at a time"
     for name in arrays:
@@ -79,6 +79,36 @@ def test_without_dropout_together_is_the_one_at_a_time_head(workspace, tmp_path)
         assert np.abs(arrays[name] - reference[name]).max() < 1e-3
     assert [r["epochs"] for r in together["heads"]] == [r["epochs"] for r in one["heads"]]
     assert sorted(together) == sorted(one)
+
+
+def _cpu_bf16():
+    """Whether /proc/cpuinfo lists AVX512-BF16 or AMX-BF16 (read here, not through shared/hardware.py)."""
+    flags = set(f for line in open("/proc/cpuinfo") if line.startswith("flags") for f in line.split(":")[1].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({}, "bfloat16" if _cpu_bf16() else "float32"),  # auto: what this CPU supports
+    ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, "float32"),  # oneDNN as on a CPU without AVX-512: bf16 would abort
+    ({"TF_ENABLE_ONEDNN_OPTS": "0"}, "float32"),  # the plain Eigen path: bf16 would be 2x slower
+])
+def test_the_training_dtype_follows_the_cpu_and_onednn(workspace, tmp_path, env, expected):
+    summary, arrays = train(workspace, str(tmp_path / "heads"), "--epochs", "2", "--patience", "2", **env)
+    assert summary["train_matmul"]["requested"] == "auto"
+    assert summary["train_matmul"]["used"] == summary["settings"]["train_matmul"] == expected
+    assert [r["epochs"] for r in summary["heads"]] == [2] * 5 and np.isfinite(arrays["test_probs"]).all()
+
+
+def test_a_forced_bfloat16_that_onednn_would_abort_on_is_refused_in_one_line(workspace, tmp_path):
+    if not _cpu_bf16():
+        pytest.skip("this CPU has no bf16 kernels to cap")
+    command = LocalRunner().command("head", "train", [
+        "--model", "model4_insightface", "--embeddings", os.path.join(workspace, "embeddings", "model4_insightface"),
+        "--folds", os.path.join(workspace, "folds.csv"), "--columns", "rt0", "--out", str(tmp_path / "h"),
+        "--epochs", "1", "--matmul", "bfloat16"])
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=ROOT, ONEDNN_MAX_CPU_ISA="AVX2"))
+    assert proc.returncode == 2 and "ONEDNN_MAX_CPU_ISA=AVX2" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_quick_skips_the_heads_of_zero_weight_models_and_faithful_trains_them():

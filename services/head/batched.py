@@ -4,8 +4,10 @@ so TensorFlow overlaps the heads on the cores. The same math as model.Head one h
 each head starts from that head's initialisation, draws its own batch order and views from its
 own generator, has its own dropout mask, cyclical learning rate and Adam state, and stops early
 on its own; a stopped head is frozen (it leaves the graph) and keeps its best weights. One
-difference by choice: the training matmuls run in head_defaults train_matmul (bfloat16: float32
-weights, Adam moments and updates; the matmuls' rounding only), validation and test in float32.
+difference by choice: the training matmuls run in settings["train_matmul"] (train.py --matmul,
+invoke.yaml train_matmul; auto: bfloat16 where the CPU and oneDNN have bf16 kernels,
+shared/hardware.py; bfloat16 keeps float32 weights, Adam moments and updates: the matmuls'
+rounding only), validation and test in float32.
 
 Why: at the original's batch size one head's step is small (a 32-row batch through a 2048 x C
 layer), so one Python call and an unfused Adam update (a pass over the weights per operation)

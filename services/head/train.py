@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 from services.head.arrays import load_split, training_views, view_scheme  # noqa: E402
 from services.head.batched import Heads  # noqa: E402
 from services.head.model import Head  # noqa: E402
+from shared import hardware  # noqa: E402
 from shared.method.ensemble import UNKNOWN  # noqa: E402
 from shared.method.folds import read_folds  # noqa: E402
 from shared.models import registry as registry_mod  # noqa: E402
@@ -59,6 +60,9 @@ def parse_args(argv=None):
     parser.add_argument("--no-merge", action="store_true", help="only train the columns into .partial/ (a cluster task)")
     parser.add_argument("--one-at-a-time", action="store_true",
                         help="train each head on its own instead of a column's 5 as one batched graph (bench.heads)")
+    parser.add_argument("--matmul", default="auto", choices=hardware.MATMUL_CHOICES,
+                        help="the batched heads' training matmul dtype (invoke.yaml train_matmul); auto: bfloat16 "
+                             "where this CPU and TensorFlow's oneDNN have bf16 kernels, else float32")
     return parser.parse_args(argv)
 
 
@@ -160,12 +164,29 @@ def _inputs(args, images, labels, known):
     return {"train": train, "test": test, "labels": labels, "pseudo_rows": pseudo_rows, "pseudo_labels": pseudo_labels}
 
 
+def matmul_choice(args, tf):
+    """The training matmul dtype (`--matmul` resolved on this CPU and this TensorFlow) and its record
+    for summary.json; model.Head (--one-at-a-time) always trains in float32."""
+    from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own "built with oneDNN" check
+
+    onednn = hardware.tensorflow_onednn()
+    if not _pywrap_util_port.IsMklEnabled():  # a TensorFlow built without oneDNN, or it switched off
+        onednn = (False, "this TensorFlow's oneDNN is off (%s)" % onednn[1])
+    used, why = hardware.matmul_dtype(args.matmul, onednn=onednn)
+    if args.one_at_a_time:
+        used, why = "float32", "one at a time: model.Head trains in float32"
+    return used, {"requested": args.matmul, "used": used, "why": why, "cpu": hardware.cpu_info()[0],
+                  "onednn_max_cpu_isa": hardware.onednn_cap(), "tensorflow": tf.__version__}
+
+
 def run(args):
     with chatter_filtered(TENSORFLOW):
         import tensorflow as tf
     tf.config.experimental.enable_op_determinism()  # same seed, same heads, same submission
     registry = registry_mod.load(args.registry)
-    settings = registry.model(args.model)["head"]
+    settings = dict(registry.model(args.model)["head"])
+    settings["train_matmul"], matmul = matmul_choice(args, tf)
+    print("%s: training matmuls in %s (%s)" % (args.model, matmul["used"], matmul["why"]), flush=True)
     images, labels, columns = read_folds(args.folds)
     known = int(labels.max()) + 1
     # Softmax columns: the known labels 0..K-1, then (steps 6/7) "unknown", label 1000. With
@@ -207,7 +228,7 @@ def run(args):
     summary = {"model": args.model, "class_ids": class_ids, "columns": wanted, "heads": records,
                "val_top1": float(np.mean(val_probs.argmax(axis=1) == labels)),
                "mean_head_seconds": round(float(np.mean([r["seconds"] for r in records])), 2),
-               "pseudo_rows": int(len(pseudo_rows)), "settings": settings,
+               "pseudo_rows": int(len(pseudo_rows)), "settings": settings, "train_matmul": matmul,
                "heads_trained": "one at a time" if args.one_at_a_time else "together",
                "epochs": args.epochs, "patience": args.patience, "seed": args.seed,
                "train_images": images, "test_images": test["names"]}
