@@ -78,6 +78,8 @@ def build_parser(backbone_cls):
     add("--engine", choices=engines.ENGINES, default="native", help="native: the service's framework (the "
         "faithful path); openvino: the weights converted once, verified against native (shared/models/engines.py)")
     add("--engine-cache", help="folder of the verified conversions (default: <out>/.engines)")
+    add("--precision", choices=engines.PRECISIONS, default="auto", help="openvino's inference precision "
+        "(auto: bf16 where the CPU has AVX512-BF16 or AMX-BF16 and it verifies, else f32; shared/models/engines.py)")
     return parser
 
 
@@ -225,7 +227,7 @@ def _run(backbone_cls, args):
     args.workers = min(args.workers, max(1, len(all_names) // job.group()))  # no empty shard
     require_images(args.images, job.names)
     job.check_weights()
-    job.fingerprint.update(engines.fingerprint(backbone_cls, args.engine))
+    job.fingerprint.update(engines.fingerprint(backbone_cls, args.engine, args.precision))
     lock = validate.hold_lock(args.out, output_prefix(args.split, job.shard))
     try:
         if resumable.up_to_date(job.files["meta"], job.fingerprint):
