@@ -57,20 +57,11 @@ def build_parser():
     parser.add_argument("--list", required=True, help="image list (one path a line, or a CSV with an 'image' column)")
     parser.add_argument("--out", required=True, help="output folder (crops go to <out>/<crop>/<split>/)")
     parser.add_argument("--split", default="images", help="split name (e.g. train, test)")
-    parser.add_argument("--detectors", default="auto",
-                        help="comma-separated chain of fallbacks (%s), or auto: the original's order, "
-                        "leaving out detectors whose files are absent" % ", ".join(sorted(detectors_mod.CLASSES)))
     parser.add_argument("--crops", default=",".join(sorted(CROP_SIZES)), help="comma-separated crop sizes")
-    parser.add_argument("--weights-root", default=os.environ.get("FACES_WEIGHTS_DIR"),
-                        help="root of all weight folders (env FACES_WEIGHTS_DIR)")
-    parser.add_argument("--weights", action="append", default=[], metavar="NAME=DIR",
-                        help="folder of one detector's files, e.g. face-alignment=~/fa (repeatable)")
     parser.add_argument("--no-blur-retry", action="store_true",
                         help="only the image itself, no retries on blurred copies")
     parser.add_argument("--chunk-size", type=int, default=64, help="images per resumable chunk")
-    parser.add_argument("--config", default=None, help="detector config YAML (default: detectors.yaml here)")
-    parser.add_argument("--no-verify", action="store_true", help="skip the sha256 check of weight files")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an unforeseen error")
+    detectors_mod.add_chain_options(parser)
     return parser
 
 

@@ -174,3 +174,17 @@ def chain_for(args):
     for note in notes:
         sys.stderr.write("align: %s\n" % note)
     return chain, notes
+
+
+def add_chain_options(parser):
+    """The options of every program that runs the chain: which detectors, their files, checks."""
+    parser.add_argument("--detectors", default="auto",
+                        help="comma-separated chain of fallbacks (%s), or auto: the original's order, "
+                        "leaving out detectors whose files are absent" % ", ".join(sorted(CLASSES)))
+    parser.add_argument("--weights-root", default=os.environ.get("FACES_WEIGHTS_DIR"),
+                        help="root of all weight folders (env FACES_WEIGHTS_DIR)")
+    parser.add_argument("--weights", action="append", default=[], metavar="NAME=DIR",
+                        help="folder of one detector's files, e.g. face-alignment=~/fa (repeatable)")
+    parser.add_argument("--config", default=None, help="detector config YAML (default: detectors.yaml here)")
+    parser.add_argument("--no-verify", action="store_true", help="skip the sha256 check of weight files")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unforeseen error")

@@ -46,17 +46,9 @@ def build_parser():
     parser.add_argument("--images", required=True, help="folder the list's paths are relative to")
     parser.add_argument("--list", required=True, help="photo list (one path a line, or a CSV with an 'image' column)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--detectors", default="auto", help="comma-separated chain (%s), or auto"
-                        % ", ".join(sorted(detectors_mod.CLASSES)))
     parser.add_argument("--crops", default="112x112", help="comma-separated crop sizes")
-    parser.add_argument("--weights-root", default=os.environ.get("FACES_WEIGHTS_DIR"),
-                        help="root of all weight folders, or several joined by ':' (env FACES_WEIGHTS_DIR)")
-    parser.add_argument("--weights", action="append", default=[], metavar="NAME=DIR",
-                        help="folder of one detector's files (repeatable)")
     parser.add_argument("--chunk-size", type=int, default=8, help="photos per resumable chunk")
-    parser.add_argument("--config", default=None, help="detector config YAML (default: detectors.yaml here)")
-    parser.add_argument("--no-verify", action="store_true", help="skip the sha256 check of weight files")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an unforeseen error")
+    detectors_mod.add_chain_options(parser)
     return parser
 
 
