@@ -5,7 +5,7 @@ warped onto the template (group photos; `invoke identify`).
           [--weights-root DIR] [--weights NAME=DIR ...] [--chunk-size N] [--config YAML] [--no-verify]
 
 For every listed photo the chain's first detector that finds a face gives all the faces it
-finds, numbered left to right. No blurred retries: a blurred copy finds the largest face of a
+finds, numbered left to right (a fallback detector is loaded when a photo first needs it). No blurred retries: a blurred copy finds the largest face of a
 crowd, not the crowd. Writes, in the align program's style:
     <out>/<crop>/faces/<P>-<F>.jpg   the crop of face F (1, 2, ...) of the P-th listed photo
     <out>/faces.csv                  photo, face (0: none found), crop, detector, score, box
@@ -50,6 +50,20 @@ def build_parser():
     parser.add_argument("--chunk-size", type=int, default=8, help="photos per resumable chunk")
     detectors_mod.add_chain_options(parser)
     return parser
+
+
+class Fallback(object):
+    """A detector of the chain after the first, loaded when a photo first needs it: most photos
+    of people show a face to the first, and each framework takes seconds to load."""
+
+    def __init__(self, entry, folder):
+        self.name, self.entry, self.folder, self.loaded = entry["name"], entry, folder, None
+
+    def detect(self, image):
+        if self.loaded is None:
+            self.loaded, _ = resumable.timed_load(lambda: detectors_mod.load_detector(self.entry, self.folder),
+                                                  "the detector %s" % self.name)
+        return self.loaded.detect(image)
 
 
 def every_face(image, detectors):
@@ -120,9 +134,9 @@ def _faces(args, names, crops, chain, notes):
     if os.path.isfile(meta_path):
         os.remove(meta_path)
     partial = resumable.resume_folder(args.out, SPLIT, dict(fingerprint, content=None))
-    objects, load_seconds = resumable.timed_load(
-        lambda: [detectors_mod.load_detector(found, folder) for found, folder, _ in chain],
-        "the detectors %s" % ", ".join(f["name"] for f, _, _ in chain))
+    first, load_seconds = resumable.timed_load(lambda: detectors_mod.load_detector(chain[0][0], chain[0][1]),
+                                               "the detector %s" % chain[0][0]["name"])
+    objects = [first] + [Fallback(found, folder) for found, folder, _ in chain[1:]]
     chunks, computed, seconds = resumable.run_chunks(
         partial, bounds, resumable.JSON, "faces",
         lambda lo, hi, progress: _chunk(args, names[lo:hi], lo, crops, objects, progress),
