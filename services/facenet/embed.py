@@ -12,7 +12,7 @@ tensor the registry names (`embeddings:0`, L2-normalised N x 512). A graph froze
 may lack phase_train (facenet_pypi's: its batch norm is already fixed); it is fed only where it is.
 A frozen graph whose input is fixed at batch 1 (facenet_pypi's: the placeholder and the Reshape
 shapes [1, ...] folded into constants) is rewritten once to take any batch; the first batch it
-embeds is checked against the graph as shipped, image by image (cosine >= MIN_COSINE each).
+embeds is checked against the graph as shipped, image by image (shared/models/rewrite.py).
 
 `--engine openvino` (shared/models/engines.py): OpenVINO reads TensorFlow graphs itself, so the
 conversion is a frozen GraphDef of the loaded graph, phase_train bound to False, handed to
@@ -32,12 +32,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 from shared.contract.backbone import Backbone, main  # noqa: E402
 from shared.faces.template import crop_size  # noqa: E402
 from shared.models.preprocess import to_batch  # noqa: E402
+from shared.models.rewrite import check_batch_rewrite  # noqa: E402
 from shared.quiet import TENSORFLOW, chatter_filtered  # noqa: E402
 from shared.schema import EXIT_BACKEND, ContractError  # noqa: E402
 
 INPUT_TENSOR = "input:0"
 PHASE_TRAIN_TENSOR = "phase_train:0"
-MIN_COSINE = 0.99999  # the batch rewrite against the shipped graph, per image
 
 
 def batch_free(tf, graph_def):
@@ -167,14 +167,8 @@ class FaceNet(Backbone):
             tf1.import_graph_def(self.shipped, name="")
         with tf1.Session(graph=graph) as session:
             tensors = [self._tensor(name, graph) for name in (INPUT_TENSOR, self.entry["output"]["layer"])]
-            shipped = np.concatenate([session.run(tensors[1], {tensors[0]: batch[i:i + 1]}) for i in range(len(batch))])
-        cosines = (shipped * found).sum(1) / np.maximum(
-            np.linalg.norm(shipped, axis=1) * np.linalg.norm(found, axis=1), 1e-30)
-        self.check = {"images": len(batch), "min_cosine": float(cosines.min()), "threshold": MIN_COSINE}
-        if cosines.min() < MIN_COSINE:
-            raise ContractError(EXIT_BACKEND, "%s: the graph rewritten to take any batch disagrees with the "
-                                "shipped batch-1 graph (cosine %.7f over %d images); not used"
-                                % (self.source, cosines.min(), len(batch)))
+            self.check = check_batch_rewrite(found, batch, lambda one: session.run(tensors[1], {tensors[0]: one}),
+                                             self.source)
 
     def embed(self, images):
         batch = to_batch(images, self.entry, layout="NHWC")

@@ -3,6 +3,8 @@
 
 Run as `python services/insightface/embed.py --model model4_insightface ...` (the embed
 entrypoint, shared/contract/backbone.py); `--engine openvino` runs the checkpoint converted by convert.py.
+Entries of options.format onnx (w600k_mbf, sface) are one ONNX file instead, run by ONNX Runtime
+natively and read by OpenVINO for the engine (onnx_graph.py).
 """
 import os
 import sys
@@ -24,10 +26,11 @@ import numpy as np  # noqa: E402
 from shared.contract.backbone import Backbone, main  # noqa: E402
 from shared.faces.template import crop_size  # noqa: E402
 from shared.models.preprocess import to_batch  # noqa: E402
-from shared.models.registry import checkpoint_files  # noqa: E402
+from shared.models.registry import checkpoint_files, is_onnx  # noqa: E402
 from shared.quiet import MXNET, chatter_filtered  # noqa: E402
 
-from convert import CONVERTER_VERSION, build, read_checkpoint  # noqa: E402  (this folder: on sys.path)
+import onnx_graph  # noqa: E402  (this folder: on sys.path)
+from convert import CONVERTER_VERSION, build, read_checkpoint  # noqa: E402
 
 
 class InsightFace(Backbone):
@@ -38,14 +41,22 @@ class InsightFace(Backbone):
 
     @staticmethod
     def openvino_model(entry, weights_dir):
-        """The checkpoint up to the output layer as an OpenVINO graph (convert.py)."""
+        """The checkpoint up to the output layer as an OpenVINO graph (convert.py); an ONNX entry's
+        file as OpenVINO reads it (onnx_graph.py)."""
+        width, height = crop_size(entry["input"]["crop"])
+        if is_onnx(entry):
+            return onnx_graph.openvino_model(onnx_graph.onnx_file(entry, weights_dir), entry["output"]["layer"],
+                                             height, width)
         files = [os.path.join(weights_dir, name) for name in checkpoint_files(entry["options"])]
         symbol, params = read_checkpoint(*files)
-        width, height = crop_size(entry["input"]["crop"])
         return build(symbol, params, entry["output"]["layer"], height, width)
 
     def __init__(self, entry, weights_dir, batch_size):
         Backbone.__init__(self, entry, weights_dir, batch_size)
+        self.onnx = None
+        if is_onnx(entry):
+            self.onnx = onnx_graph.OnnxRuntimeGraph(onnx_graph.onnx_file(entry, weights_dir), entry["output"]["layer"])
+            return
         import mxnet as mx
 
         self.mx = mx
@@ -65,6 +76,8 @@ class InsightFace(Backbone):
 
     def embed(self, images):
         batch = to_batch(images, self.entry, layout="NCHW")
+        if self.onnx is not None:
+            return self.onnx.run(batch)
         count = len(batch)
         if count < self.batch_size:  # the module is bound to one batch shape: pad the last one
             batch = np.concatenate([batch, np.zeros((self.batch_size - count,) + batch.shape[1:], np.float32)])
@@ -72,6 +85,8 @@ class InsightFace(Backbone):
         return self.module.get_outputs()[0].asnumpy()[:count]
 
     def versions(self):
+        if self.onnx is not None:
+            return self.onnx.versions()
         return {"mxnet": self.mx.__version__, "mkldnn": os.environ.get("MXNET_MKLDNN_ENABLED", "1"),
                 "subgraph_backend": os.environ.get("MXNET_SUBGRAPH_BACKEND"),
                 "mkldnn_fc_opt_disabled": os.environ.get("MXNET_DISABLE_MKLDNN_FC_OPT")}
