@@ -53,11 +53,14 @@ test: setup
 	@$(VENVS)/tasks/bin/python -m pytest -q tests $(PYTEST_ARGS); code=$$?; \
 	if [ $$code -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$code
 
-bench: setup
+bench: setup weights
 	$(INVOKE) bench.lfw-pairs --model model4_insightface --workspace $(WORKSPACE)
 	$(INVOKE) bench.lfw-pairs --model model5_dlib --workspace $(WORKSPACE)
 	$(INVOKE) bench.lfw-pairs --model model5_dlib_chip --workspace $(WORKSPACE)
 	$(INVOKE) bench.lfw-pairs --model caffe_mobilefacenet --workspace $(WORKSPACE)
+	$(INVOKE) bench.lfw-pairs --model facenet_pypi --workspace $(WORKSPACE)
+	$(INVOKE) bench.lfw-pairs --model w600k_mbf --workspace $(WORKSPACE)
+	$(INVOKE) bench.lfw-pairs --model sface --workspace $(WORKSPACE)
 	$(INVOKE) bench.align --workspace $(WORKSPACE)
 
 clean-venvs:
