@@ -1,7 +1,8 @@
 """The Dask engine of `invoke all --cluster SPEC`: a client for the spec, the shared-folder check,
 per-task logs and a progress line per finished task.
 
-    local[:N]             a local cluster of N single-threaded worker processes (default: the cores)
+    local[:N]             a local cluster of N single-threaded worker processes (default: the CPUs
+                          this process may use, shared/hardware.py)
     tcp://HOST:PORT       a running `dask scheduler`
     PATH.json             a scheduler file (`dask scheduler --scheduler-file PATH.json`)
     slurm[:JOBS]          JOBS batch jobs of Dask workers through dask-jobqueue (invoke.yaml `cluster.slurm`)
@@ -17,6 +18,7 @@ import sys
 import time
 import uuid
 
+from shared import hardware
 from shared.running.settings import ROOT
 
 CONNECT_S, WORKERS_S = 10, 15  # an unreachable scheduler fails in well under 30 s
@@ -29,7 +31,7 @@ class ClusterError(ValueError):
 def _local(count):
     from dask.distributed import LocalCluster
 
-    return LocalCluster(n_workers=count or os.cpu_count(), threads_per_worker=1, processes=True,
+    return LocalCluster(n_workers=count or hardware.available_cpus(), threads_per_worker=1, processes=True,
                         host="127.0.0.1", dashboard_address="127.0.0.1:0")
 
 
