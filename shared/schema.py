@@ -18,6 +18,7 @@ from __future__ import absolute_import, division, print_function
 import hashlib
 import io
 import os
+import re
 import sys
 
 import numpy as np
@@ -26,6 +27,7 @@ from shared.storage import read_json
 
 EXIT_OK, EXIT_USAGE, EXIT_BAD_IMAGE, EXIT_WEIGHTS, EXIT_BACKEND = 0, 2, 3, 4, 5
 CONTRACT_VERSION = 1
+_TRACE = re.compile(r"(Traceback \(most recent call last\):|Stack trace:)\n(?:[ \t][^\n]*(?:\n|$)|\n)*")
 UNKNOWN_LABEL = 1000  # the label of a face that belongs to nobody known
 _SUFFIXES = {"embeddings": ".npy", "flip": "_flip.npy", "augment": "_aug.npy",
              "index": "_index.csv", "meta": "_meta.json"}
@@ -46,7 +48,32 @@ def describe(exc):
     while cause is not None and not (isinstance(cause, EnvironmentError) and cause.errno):
         cause = getattr(cause, "__cause__", None) or getattr(cause, "__context__", None)
     found = cause if cause is not None else exc
-    return ("%s: %s" % (type(found).__name__, found)).replace("\n", " ")
+    if isinstance(found, EnvironmentError) and found.filename and found.strerror:  # the file and the reason
+        return one_line("%s: %s: %s" % (type(found).__name__, found.filename, found.strerror))
+    return one_line("%s: %s" % (type(found).__name__, found))
+
+
+def one_line(message):
+    """`message` on one line: a traceback a framework put in it (Python's or MXNet's 'Traceback
+    (most recent call last):', 'Stack trace:', and their indented frames) left out, a newline
+    left in it (a file name may hold one) shown as \\n."""
+    return "\\n".join(_TRACE.sub("", str(message)).strip().split("\n"))
+
+
+def at_least(minimum):
+    """An argparse type: a whole number >= `minimum`, else the option's one-line error (exit 2)."""
+    import argparse
+
+    def parse(text):
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("must be a whole number, not '%s'" % text)
+        if number < minimum:
+            raise argparse.ArgumentTypeError("must be at least %d, not %d" % (minimum, number))
+        return number
+
+    return parse
 
 
 def exit_with_code(program, action, usage_errors=(), debug=False):
@@ -65,7 +92,7 @@ def exit_with_code(program, action, usage_errors=(), debug=False):
         code, message = EXIT_BACKEND, describe(exc)
     else:
         sys.exit(EXIT_OK)
-    sys.stderr.write("%s: error: %s\n" % (program, message))
+    sys.stderr.write("%s: error: %s\n" % (program, one_line(message)))
     sys.exit(code)
 
 

@@ -5,6 +5,7 @@ renamed into place, so a crash or a bad input never leaves a half-written file b
 """
 from __future__ import absolute_import, division, print_function
 
+import errno
 import hashlib
 import io
 import json
@@ -36,9 +37,23 @@ def atomic_path(path):
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual mode
         os.rename(tmp, path)  # atomic on POSIX; os.replace does not exist on Python 2
+    except EnvironmentError as exc:
+        if getattr(exc, "filename", None) not in (None, tmp):
+            raise
+        raise _named(exc, path, folder)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _named(exc, path, folder):
+    """An OS error without a file (numpy's short write: 'N requested and M written') as one that
+    names the file being written, and where it may be the disk, the room left on it."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (None, errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        room = os.statvfs(folder)
+        reason = "%s; %d bytes free on its file system" % (reason, room.f_bavail * room.f_frsize)
+    return IOError(exc.errno, reason, path)
 
 
 def save_npy(path, array):

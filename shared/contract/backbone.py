@@ -5,11 +5,10 @@
           [--shard I/N] [--workers N] [--chunk-size C] [--registry YAML] [--no-verify] [--debug]
           [--engine native|openvino] [--engine-cache DIR]
 
-Writes split S (S.shard-I-of-N when sharded) into --out as shared/schema.py describes (S.npy,
-S_flip.npy, S_aug.npy, S_index.csv, S_meta.json: model, weights + sha256, input, counts,
-timing, versions, engine), and exits with its codes. Work is saved in chunks (shared/contract/resumable.py),
-so an interrupted run resumes; --workers N runs N shards as processes and merges them
-(shared/contract/shards.py). Python-2.7 compatible (the Caffe service).
+Writes split S (S.shard-I-of-N when sharded) into --out as shared/schema.py describes (S.npy, S_flip.npy, S_aug.npy,
+S_index.csv, S_meta.json: model, weights + sha256, input, counts, timing, versions, engine), and exits with its
+codes. Work is saved in chunks (shared/contract/resumable.py), so an interrupted run resumes; --workers N runs N
+shards as processes and merges them (shared/contract/shards.py). Python-2.7 compatible (the Caffe service).
 """
 from __future__ import absolute_import, division, print_function
 
@@ -27,8 +26,9 @@ from shared.faces.images import load_rgb_at
 from shared.faces.template import crop_size
 from shared.models import engines
 from shared.models import registry as registry_mod
-from shared.schema import (CONTRACT_VERSION, EXIT_BACKEND, EXIT_USAGE, ContractError, clear_outputs, exit_with_code,
-                           hash_names, output_files, output_prefix, parse_shard, require_images, shard_bounds)
+from shared.schema import (CONTRACT_VERSION, EXIT_BACKEND, EXIT_USAGE, ContractError, at_least, clear_outputs,
+                           exit_with_code, hash_names, output_files, output_prefix, parse_shard, require_images,
+                           shard_bounds)
 from shared.storage import save_npy, write_text
 
 
@@ -65,13 +65,13 @@ def build_parser(backbone_cls):
     add("--weights-root", default=os.environ.get("FACES_WEIGHTS_DIR"),
         help="root of all weight folders (env FACES_WEIGHTS_DIR)")
     add("--flip", action="store_true", help="also embed the mirrored images")
-    add("--augment", type=int, default=0, metavar="N", help="augmented copies per image")
+    add("--augment", type=at_least(0), default=0, metavar="N", help="augmented copies per image")
     add("--seed", type=int, default=0, help="seed of the augmentation")
-    add("--batch-size", type=int, default=backbone_cls.default_batch_size)
+    add("--batch-size", type=at_least(1), default=backbone_cls.default_batch_size)
     add("--shard", help="I/N: embed only the I-th of N contiguous parts (I from 0)")
-    add("--workers", type=int, default=1, help="run N shards as parallel processes and merge them (for "
+    add("--workers", type=at_least(1), default=1, help="run N shards as parallel processes and merge them (for "
         "single-threaded frameworks such as dlib); the result is the unsharded one, bit for bit")
-    add("--chunk-size", type=int, default=256, help="images per resumable chunk")
+    add("--chunk-size", type=at_least(1), default=256, help="images per resumable chunk")
     add("--registry", default=None, help="model registry YAML (default: shared/models/models.yaml)")
     add("--no-verify", action="store_true", help="skip the sha256 check of weight files")
     add("--debug", action="store_true", help="show the traceback of an unforeseen error (or FACES_DEBUG=1)")
@@ -137,9 +137,8 @@ class EmbedJob(object):
     def _forward(self, backbone, batch):
         out = np.asarray(backbone.embed(batch), dtype=np.float32)
         if out.shape != (len(batch), self.entry["output"]["dim"]):
-            raise ContractError(EXIT_BACKEND, "model '%s' returned shape %s for a batch of %d, "
-                                "expected (%d, %d)" % (self.entry["name"], out.shape, len(batch),
-                                                       len(batch), self.entry["output"]["dim"]))
+            raise ContractError(EXIT_BACKEND, "model '%s' returned shape %s for a batch of %d, expected (%d, %d)"
+                                % (self.entry["name"], out.shape, len(batch), len(batch), self.entry["output"]["dim"]))
         return out
 
     def check_weights(self):
@@ -161,13 +160,15 @@ def _entry(backbone_cls, args):
         entry = registry_mod.load(args.registry).model(args.model)
     except KeyError as exc:
         raise ContractError(EXIT_USAGE, exc.args[0])
+    except EnvironmentError as exc:
+        raise ContractError(EXIT_USAGE, "--registry '%s': %s" % (exc.filename, exc.strerror))
     if entry["family"] != backbone_cls.family:
         raise ContractError(EXIT_USAGE, "model '%s' is of family '%s'; this is the %s service"
                             % (args.model, entry["family"], backbone_cls.family))
-    if args.augment < 0 or args.batch_size < 1 or args.chunk_size < 1:
-        raise ContractError(EXIT_USAGE, "--augment must be >= 0, --batch-size and --chunk-size >= 1")
     validate.check_split(args.split)
     validate.check_out(args.out)
+    if args.engine_cache:
+        validate.check_out(args.engine_cache, "--engine-cache")
     return entry
 
 

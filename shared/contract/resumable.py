@@ -7,6 +7,7 @@ where it stopped, and a run with other arguments starts afresh. Python-2.7 compa
 """
 from __future__ import absolute_import, division, print_function
 
+import io
 import os
 import shutil
 import time
@@ -26,9 +27,13 @@ class ChunkFormat(object):
 
 
 def _save_npz(path, arrays):
+    """Zipped in memory first: on a full disk only the plain write fails, naming the file (a
+    zip file failing half-way through would print its traceback when collected)."""
+    packed = io.BytesIO()
+    np.savez(packed, **arrays)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+            f.write(packed.getvalue())
 
 
 NPZ = ChunkFormat(".npz", _save_npz, np.load)  # a dict of arrays per chunk

@@ -1,13 +1,12 @@
 """Every input checked at the door, in one place: lists, CSVs, image names, split names, labels,
-output folders, and the dataset as a whole. Each check raises a ContractError naming the file
-(and row) and exits with the contract's code; where many things are wrong, the first
-MAX_PROBLEMS and a count are reported at once.
+output folders, the dataset as a whole; and the locks on what a run writes. Each check raises a
+ContractError naming the file (and row) and exits with the contract's code; where many things
+are wrong, the first MAX_PROBLEMS and a count are reported at once.
 
-Lists are UTF-8 (a BOM is ignored). A plain list names one image a line; blank lines are
-skipped and there are no comments (a name may begin with '#'). A list whose first CSV field is
-`image` is a CSV (read with the csv module, so quoted fields may hold commas); its `image`
-column is the list. An image name is a relative path that stays inside its folder.
-Python-2.7 compatible (the Caffe service imports it).
+Lists are UTF-8 (a BOM is ignored). A plain list names one image a line; blank lines are skipped
+and there are no comments (a name may begin with '#'). A list whose first CSV field is `image` is
+a CSV (the csv module's: quoted fields may hold commas and newlines); its `image` column is the
+list. An image name is a relative path that stays inside its folder. Python-2.7 compatible.
 """
 from __future__ import absolute_import, division, print_function
 
@@ -36,42 +35,43 @@ def problems_error(code, what, problems):
         "; ... and %d more" % more if more > 0 else ""))
 
 
-def read_text_lines(path, what="list file"):
-    """The file's lines, decoded as UTF-8 (a BOM dropped); EXIT_USAGE naming the line otherwise."""
+def read_text(path, what="list file"):
+    """The file's text, decoded as UTF-8 (a BOM dropped); EXIT_USAGE naming the line otherwise."""
     if not os.path.isfile(path):
-        raise ContractError(EXIT_USAGE, "%s '%s' does not exist" % (what, path))
+        raise ContractError(EXIT_USAGE, "%s '%s' %s" % (what, path, "is a folder" if os.path.isdir(path) else "does not exist"))
     with io.open(path, "rb") as f:
         data = f.read()
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ContractError(EXIT_USAGE, "%s '%s' line %d is not valid UTF-8" % (
             what, path, data[:exc.start].count(b"\n") + 1))
-    return text.splitlines()
 
 
-def _csv_rows(lines):
-    if sys.version_info[0] == 2:  # Python 2's csv reads bytes
-        return [[field.decode("utf-8") for field in row]
-                for row in csv.reader([line.encode("utf-8") for line in lines])]
-    return list(csv.reader(lines))
+def _csv_rows(text):
+    """[(the line a row starts on, its fields)]; a quoted field keeps its commas and newlines."""
+    py2 = sys.version_info[0] == 2  # Python 2's csv reads bytes
+    reader = csv.reader(io.BytesIO(text.encode("utf-8")) if py2 else io.StringIO(text, newline=""))
+    rows, start = [], 1
+    for row in reader:
+        rows.append((start, [field.decode("utf-8") for field in row] if py2 else row))
+        start = reader.line_num + 1
+    return rows
 
 
 def read_table(path, columns, what="CSV file"):
     """[(line number, {column: value})] of a CSV with a header naming at least `columns`."""
-    lines = read_text_lines(path, what)
-    rows = _csv_rows(lines)
-    header = [name.strip() for name in rows[0]] if rows else []
+    rows = _csv_rows(read_text(path, what))
+    header = [name.strip() for name in rows[0][1]] if rows else []
     missing = [name for name in columns if name not in header]
     if missing:
         raise ContractError(EXIT_USAGE, "%s '%s' has no column %s (header: %s)" % (
             what, path, ", ".join(repr(m) for m in missing), ",".join(header) or "none"))
     found = []
-    for number, row in enumerate(rows[1:], 2):
+    for number, row in rows[1:]:
         if not any(field.strip() for field in row):
             continue
-        if len(row) < len(header):
-            row = row + [""] * (len(header) - len(row))
+        row = row + [""] * (len(header) - len(row))
         found.append((number, dict((name, row[header.index(name)].strip()) for name in columns)))
     return found
 
@@ -93,9 +93,8 @@ def check_names(numbered, what):
     """Refuse (EXIT_USAGE) bad and duplicate names; `numbered` is [(line number, name)]."""
     problems, first = [], {}
     for number, name in numbered:
-        problem = name_problem(name)
-        if problem:
-            problems.append("line %d: %s" % (number, problem))
+        if name_problem(name):
+            problems.append("line %d: %s" % (number, name_problem(name)))
         elif name in first:
             problems.append("line %d: '%s' is listed twice (first on line %d)" % (number, name, first[name]))
         else:
@@ -109,9 +108,9 @@ def check_names(numbered, what):
 
 def read_list(path):
     """The image names of a list file (see the module's rules), every one checked."""
-    lines = read_text_lines(path)
+    lines = read_text(path).splitlines()
     first = next((line for line in lines if line.strip()), "")
-    if _csv_rows([first]) and _csv_rows([first])[0][:1] == ["image"]:
+    if [fields[:1] for _, fields in _csv_rows(first)][:1] == [["image"]]:
         numbered = [(number, row["image"]) for number, row in read_table(path, ["image"], "list file")]
     else:
         numbered = [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip()]
@@ -141,27 +140,31 @@ def check_out(out, flag="--out"):
     return out
 
 
-def hold_lock(out, prefix):
-    """An exclusive lock on <out>/.<prefix>.lock for the rest of this process (release_lock
-    gives it up); EXIT_USAGE when another run holds it. The kernel drops it when we die."""
-    if not os.path.isdir(out):
-        os.makedirs(out)
+def hold_lock(out, prefix, whole=False):
+    """An exclusive lock on <out>/.<prefix>.lock (`whole`: on the folder as a whole) until
+    release_lock, taken again by the same process without waiting (each take wants its release);
+    EXIT_USAGE when another run holds it. The kernel drops it when we die."""
     path = os.path.join(out, "." + prefix + ".lock")
-    handle = open(path, "a")
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except (IOError, OSError):
-        handle.close()
-        raise ContractError(EXIT_USAGE, "another run holds %s (writing '%s')" % (out, prefix))
-    _HELD[path] = handle
+    if path not in _HELD:
+        os.path.isdir(out) or os.makedirs(out)
+        handle = open(path, "a")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (IOError, OSError):
+            handle.close()
+            raise ContractError(EXIT_USAGE, "another run holds %s%s" % (out, "" if whole else " (writing '%s')" % prefix))
+        _HELD[path] = [handle, 0]
+    _HELD[path][1] += 1
     return path
 
 
 def release_lock(path):
-    handle = _HELD.pop(path, None)
-    if handle is not None:
+    held = _HELD.get(path, [None, 0])
+    held[1] -= 1
+    if held[1] == 0:
+        del _HELD[path]
         os.remove(path)
-        handle.close()
+        held[0].close()
 
 
 def content_digests(folder, names):
