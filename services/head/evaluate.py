@@ -33,6 +33,7 @@ from shared.method.ensemble import UNKNOWN  # noqa: E402
 from shared.method.folds import read_folds  # noqa: E402
 from shared.method.metrics import scores, top_k  # noqa: E402
 from shared import hardware  # noqa: E402
+from shared.contract.shards import die_with_parent  # noqa: E402
 from shared.method.steps import STEPS  # noqa: E402
 from shared.method.submission import read_submission  # noqa: E402
 from shared.storage import save_npy, write_json, write_text  # noqa: E402
@@ -113,7 +114,8 @@ def cmd_evaluate(args, registry, models, rules):
               "test_unknown": int(np.sum(truth == UNKNOWN))}
     nn_sweeps = {}
     # the SVMs (most of the time) in processes of their own while this one does the rest
-    with ProcessPoolExecutor(max(1, min(len(models), hardware.available_cpus()))) as pool:
+    workers = max(1, min(len(models), hardware.available_cpus()))
+    with ProcessPoolExecutor(workers, initializer=die_with_parent()) as pool:  # they die with this process
         cache = os.path.join(args.out, ".cache")
         os.makedirs(cache, exist_ok=True)
         svms = dict((m, pool.submit(_svm, args.embeddings, m, folds[0], folds[1], names, rules["svm_unknown_score"],

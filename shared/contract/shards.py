@@ -6,6 +6,7 @@ Python-2.7 compatible.
 from __future__ import absolute_import, division, print_function
 
 import ctypes
+import functools
 import glob
 import io
 import os
@@ -18,6 +19,8 @@ import numpy as np
 
 from shared.schema import EXIT_USAGE, ContractError, clear_outputs, output_files, output_prefix
 from shared.storage import read_json, save_npy, write_json, write_text
+
+_PRCTL = []  # libc's prctl, once found
 
 
 def _without_workers(argv):
@@ -33,12 +36,27 @@ def _without_workers(argv):
     return kept
 
 
-def _die_with_parent():
-    """In a worker, before it runs: the kernel kills it when its parent dies (even by kill -9)."""
-    try:
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux
-        pass
+def _prctl():
+    """libc's prctl, looked up once per process; None where there is none (not Linux)."""
+    if not _PRCTL:
+        try:
+            _PRCTL.append(ctypes.CDLL(None).prctl)
+        except (OSError, AttributeError):
+            _PRCTL.append(None)
+    return _PRCTL[0]
+
+
+def set_death_signal(sig):
+    """The kernel sends this process `sig` when the thread that started it dies, even by kill -9."""
+    if _prctl() is not None:
+        _prctl()(1, sig)  # PR_SET_PDEATHSIG
+
+
+def die_with_parent(sig=signal.SIGKILL):
+    """A preexec_fn (or a process pool's initializer; it pickles) that makes a child die with its
+    parent. prctl is looked up now, in the parent: between fork and exec the child only calls it."""
+    _prctl()
+    return functools.partial(set_death_signal, sig)
 
 
 def drop_shard_partials(out, split):
@@ -57,7 +75,7 @@ def run_workers(args, fingerprint):
     with --shard I/N for --workers N), then merge them."""
     argv = _without_workers(args.argv)
     children = [subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0])] + argv +
-                                 ["--shard", "%d/%d" % (i, args.workers)], preexec_fn=_die_with_parent)
+                                 ["--shard", "%d/%d" % (i, args.workers)], preexec_fn=die_with_parent())
                 for i in range(args.workers)]
     codes = [child.wait() for child in children]
     failed = [code for code in codes if code != 0]

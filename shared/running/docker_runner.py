@@ -7,10 +7,12 @@ local runner; a read-only root, memory and process limits (shared/running/contai
 """
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 
+from shared.contract.shards import die_with_parent
 from shared.running import container_policy
 from shared.running.lending import IMAGE_USER, lent_folders
 from shared.running.runner import ServiceError, services as service_names
@@ -216,8 +218,8 @@ class DockerRunner(object):
             self.build(service, quiet=True)
         command = self.command(service, entrypoint, args, env)
         self.reap_orphans()
-        with lent_folders(self.writable):
-            code = subprocess.call(command)
+        with lent_folders(self.writable):  # the client dies with this task: SIGTERM, which it passes on to the
+            code = subprocess.call(command, preexec_fn=die_with_parent(signal.SIGTERM))  # container (--rm)
         if code != 0:
             raise ServiceError(service, code, command)
 

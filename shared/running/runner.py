@@ -9,6 +9,7 @@ service's image, with the same arguments and outputs.
 import os
 import subprocess
 
+from shared.contract.shards import die_with_parent
 from shared.running.settings import ROOT
 
 
@@ -48,6 +49,6 @@ class LocalRunner(object):
     def run(self, service, entrypoint, args, env=None):
         command = self.command(service, entrypoint, args)
         full_env = dict(os.environ, PYTHONPATH=self.root, **(env or {}))
-        code = subprocess.call(command, env=full_env)
+        code = subprocess.call(command, env=full_env, preexec_fn=die_with_parent())  # it dies with this task
         if code != 0:
             raise ServiceError(service, code, command)
