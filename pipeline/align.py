@@ -7,7 +7,7 @@ import time
 
 from invoke import task
 
-from pipeline import context
+from pipeline import arguments, context
 from pipeline.common import progress
 from shared.storage import atomic_path, write_text
 
@@ -188,8 +188,9 @@ def _turn_split(ctx, split, names, crops, options, weights):
             "workspace": "workspace folder"})
 def prealigned(c, crops=None, profile=None, workspace=None):
     """Derive every crop size from input already aligned to the 112x112 template."""
+    crops = arguments.crops(crops)
     ctx = context.from_task(c, workspace, profile=profile)
-    prealigned_stage(ctx, crops.split(",") if crops else crops_for(ctx))
+    prealigned_stage(ctx, crops or crops_for(ctx))
 
 
 @task(help={"detectors": "comma-separated chain of fallbacks (face-alignment, mtcnn, dlib), or auto: "
@@ -200,6 +201,7 @@ def prealigned(c, crops=None, profile=None, workspace=None):
             "runner": "local, docker or auto (default: invoke.yaml)", "workspace": "workspace folder"})
 def run(c, detectors="auto", crops=None, blur_retry=True, weights=None, runner=None, workspace=None):
     """Detect, take 5 landmarks and warp every train/test image onto the template (the align service)."""
+    crops = arguments.crops(crops)
     ctx = context.from_task(c, workspace, runner)
-    detect_stage(ctx, crops.split(",") if crops else crops_for(ctx), detectors, blur_retry,
+    detect_stage(ctx, crops or crops_for(ctx), detectors, blur_retry,
                  weights.split(",") if weights else ())

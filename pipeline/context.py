@@ -7,6 +7,8 @@ INVOKE_* environment variables), then the FACES_* folder overrides (shared/runni
 import os
 import sys
 
+from pipeline import arguments
+from shared.contract import validate
 from shared.models import registry as registry_mod
 from shared.running import docker_runner
 from shared.running import runner as runner_mod
@@ -129,8 +131,10 @@ class RunContext(object):
         return self.engine if entry["family"] in self.registry.engines[self.engine] else "native"
 
 
-def from_task(c, workspace=None, runner=None, profile=None, engine=None):
-    """The run context of a task: invoke's config (invoke.yaml), --workspace and --engine applied."""
+def from_task(c, workspace=None, runner=None, profile=None, engine=None, lock=True):
+    """The run context of a task: invoke's config (invoke.yaml), --workspace and --engine applied;
+    with `lock` (a task that writes into the workspace) the workspace held by this run alone
+    (hold_workspace). Check the task's other arguments (pipeline/arguments.py) before this."""
     settings = dict((key, _plain(c.config[key])) for key in c.config.keys() if key not in INVOKE_OWN)
     if "workspace" not in settings:  # a collection loaded without the project's invoke.yaml
         settings = settings_mod.load()
@@ -139,4 +143,24 @@ def from_task(c, workspace=None, runner=None, profile=None, engine=None):
         config["workspace"] = os.path.abspath(workspace)
     if engine:
         config["engine"] = engine
-    return RunContext(config, runner, profile)
+    ctx = RunContext(config, arguments.runner(runner), profile)
+    if lock:
+        hold_workspace(ctx.workspace)
+    return ctx
+
+
+_LOCKED = []  # the workspace locks this process took for its tasks
+
+
+def hold_workspace(workspace):
+    """`workspace` a folder (made when missing) that this run alone writes into: one lock per
+    workspace, `another run holds <workspace>` (exit 2) while another process has it. Taken by a
+    task (`invoke all` in its driver: the stage functions it calls, here or on cluster workers,
+    take none); the kernel drops it when the process dies, release_workspaces when the task ends."""
+    validate.check_out(workspace, "--workspace")
+    _LOCKED.append(validate.hold_lock(workspace, "workspace", whole=True))
+
+
+def release_workspaces():
+    while _LOCKED:
+        validate.release_lock(_LOCKED.pop())

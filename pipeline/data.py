@@ -3,7 +3,7 @@ import os
 
 from invoke import task
 
-from pipeline import context
+from pipeline import arguments, context
 from pipeline.common import progress
 from shared.running import settings as settings_mod
 
@@ -33,6 +33,8 @@ def benchmark_stage(ctx, source=None, seed=None, known=None, min_images=None):
             "workspace": "workspace folder"})
 def benchmark(c, source=None, seed=None, known=None, min_images=None, workspace=None):
     """Build the competition-layout benchmark (train.csv, train/, test/, test truth)."""
+    seed, known = arguments.integer(seed, "--seed", minimum=0), arguments.integer(known, "--known")
+    min_images = arguments.integer(min_images, "--min-images", minimum=2)
     benchmark_stage(context.from_task(c, workspace), source, seed, known, min_images)
 
 

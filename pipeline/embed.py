@@ -3,7 +3,7 @@ import os
 
 from invoke import task
 
-from pipeline import context
+from pipeline import arguments, context
 
 
 def augment_count(ctx, entry, augment=None):
@@ -58,5 +58,7 @@ def embed_stage(ctx, models, splits=("train", "test"), augment=None, seed=None, 
 def run(c, models, splits="train,test", augment=None, profile=None, seed=None, batch_size=None,
         runner=None, workspace=None, engine=None):
     """Embed the aligned train/test crops with each model's service (the embed contract)."""
-    ctx = context.from_task(c, workspace, runner, profile, engine)
-    embed_stage(ctx, models.split(","), splits.split(","), augment, seed, batch_size)
+    models, splits = arguments.models(models), arguments.splits(splits)
+    augment, seed = arguments.integer(augment, "--augment", minimum=0), arguments.integer(seed, "--seed", minimum=0)
+    batch_size = arguments.integer(batch_size, "--batch-size")
+    embed_stage(context.from_task(c, workspace, runner, profile, engine), models, splits, augment, seed, batch_size)

@@ -14,7 +14,7 @@ import os
 
 from invoke import task
 
-from pipeline import context
+from pipeline import arguments, context
 from pipeline import people as people_mod
 from pipeline.align import crops_for
 from pipeline.embed import embed_args
@@ -30,7 +30,8 @@ def check_gallery_folder(folder):
     if os.path.isfile(folder):
         raise people_mod.PeopleError("%s is a file, not a gallery folder" % folder)
     if os.path.isdir(folder) and not os.path.isfile(os.path.join(folder, GALLERY_FILE)):
-        inside = [n for n in os.listdir(folder) if n not in ("photos", "aligned", "embeddings", "engines", ".enroll")]
+        inside = [n for n in os.listdir(folder) if n not in ("photos", "aligned", "embeddings", "engines")
+                  and not n.startswith(".")]  # .enroll, the lock
         if inside:
             raise people_mod.PeopleError("%s is not a gallery (no %s; it holds %s): enroll into a new or empty folder"
                                          % (folder, GALLERY_FILE, ", ".join(sorted(inside)[:3])))
@@ -99,7 +100,7 @@ def enroll_stage(ctx, root, models=None):
     gallery = ctx.workspace
     check_gallery_folder(gallery)
     found = people_mod.scan(root)
-    chosen = present_models(ctx, ctx.requested_models(models))
+    chosen = present_models(ctx, models)
     previous_people = people_mod.read_rows(os.path.join(gallery, "people.csv"))
     labels = people_mod.labels_for(previous_people, found)
     photos, new, batch = book_photos(root, found, labels, people_mod.read_rows(os.path.join(gallery, "photos.csv")),
@@ -145,6 +146,7 @@ def enroll_stage(ctx, root, models=None):
             "runner": "local, docker or auto (default: invoke.yaml)"})
 def enroll(c, people, gallery=None, profile="best", models=None, runner=None):
     """Enroll a folder of named people into a gallery; a rerun processes only what changed."""
-    base = context.from_task(c, None, runner, profile)
+    models = models and ",".join(arguments.models(models))
+    base = context.from_task(c, None, runner, profile, lock=False)
     ctx = context.from_task(c, gallery or os.path.join(base.workspace, "gallery"), runner, profile)
     enroll_stage(ctx, os.path.abspath(people), models)

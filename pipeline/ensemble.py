@@ -6,7 +6,7 @@ import os
 import yaml
 from invoke import task
 
-from pipeline import context
+from pipeline import arguments, context
 from pipeline.heads import head_models
 from shared.method.steps import PSEUDO_SOURCE
 from shared.storage import write_text
@@ -101,18 +101,21 @@ def submit_stage(ctx, models, step):
             "runner": "local, docker or auto", "workspace": "workspace folder"})
 def pseudo(c, models, target="step6", runner=None, workspace=None):
     """Pseudo-label the test set for TARGET from the previous step's ensemble (and find unknowns)."""
-    pseudo_stage(context.from_task(c, workspace, runner), models.split(","), target)
+    models, target = arguments.models(models), arguments.target(target)
+    pseudo_stage(context.from_task(c, workspace, runner), models, target)
 
 
 @task(help={"models": "comma-separated registry names", "step": "step4, step6 or step7",
             "runner": "local, docker or auto", "workspace": "workspace folder"})
 def submit(c, models, step="step7", runner=None, workspace=None):
     """Write submissions/<step>.csv: the ensemble's top-5 classes per test image."""
-    submit_stage(context.from_task(c, workspace, runner), models.split(","), step)
+    models, step = arguments.models(models), arguments.step(step)
+    submit_stage(context.from_task(c, workspace, runner), models, step)
 
 
 @task(help={"models": "comma-separated registry names", "runner": "local, docker or auto",
             "workspace": "workspace folder"})
 def prototypes(c, models, runner=None, workspace=None):
     """Write submissions/prototypes.csv from class prototypes of the models' fused embeddings."""
-    prototypes_stage(context.from_task(c, workspace, runner), models.split(","))
+    models = arguments.models(models)
+    prototypes_stage(context.from_task(c, workspace, runner), models)

@@ -4,7 +4,7 @@ import os
 
 from invoke import task
 
-from pipeline import context
+from pipeline import arguments, context
 from pipeline.ensemble import ensemble_args, ensemble_params
 from pipeline.heads import head_models
 from shared.method.steps import STEPS
@@ -34,4 +34,5 @@ def evaluate_stage(ctx, models):
             "workspace": "workspace folder"})
 def evaluate(c, models, runner=None, workspace=None):
     """MAP@5, top-1 and unknown precision/recall per model, step and baseline (needs test truth)."""
-    evaluate_stage(context.from_task(c, workspace, runner), models.split(","))
+    models = arguments.models(models)
+    evaluate_stage(context.from_task(c, workspace, runner), models)

@@ -3,7 +3,7 @@ import os
 
 from invoke import task
 
-from pipeline import context
+from pipeline import arguments, context
 
 
 def split_stage(ctx, seed=None, stratified=None):
@@ -29,4 +29,5 @@ def split_stage(ctx, seed=None, stratified=None):
             "stratified": "deal each identity's images over the folds", "workspace": "workspace folder"})
 def split(c, seed=None, stratified=None, workspace=None):
     """Write folds.csv: rt0..rt29, each a seeded, shuffled 5-fold split of train.csv."""
+    seed = arguments.integer(seed, "--seed", minimum=0)
     split_stage(context.from_task(c, workspace), seed, stratified)

@@ -149,7 +149,7 @@ def _run(dask, shared, ctx, shards, models):
         benchmark_stage(ctx)
         timings.append(("dataset", time.time() - started))
     validate_stage(ctx)
-    chosen = present_models(ctx, ctx.requested_models(models))
+    chosen = present_models(ctx, models)
     graph = Graph(dask, shared, ctx)
     graph.build(chosen, shards, os.path.isfile(os.path.join(ctx.paths["dataset"], "benchmark.json")))
     logs = os.path.join(ctx.workspace, "logs")

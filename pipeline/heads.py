@@ -3,7 +3,7 @@ import os
 
 from invoke import task
 
-from pipeline import context
+from pipeline import arguments, context
 from shared import hardware
 from shared.method.ensemble import ensemble_weights
 from shared.method.steps import PSEUDO_SOURCE, STEPS
@@ -64,7 +64,7 @@ def train_stage(ctx, model, step):
             "workspace": "workspace folder"})
 def train(c, models, step="step4", profile=None, runner=None, workspace=None):
     """Train each model's heads for one step (parts x 5 heads on the fold columns)."""
+    models, step = arguments.models(models), arguments.step(step)
     ctx = context.from_task(c, workspace, runner, profile)
-    for model in models.split(","):
-        ctx.registry.model(model)
+    for model in models:
         train_stage(ctx, model, step)

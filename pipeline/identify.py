@@ -169,11 +169,11 @@ def _rank(ctx, gallery, work, faces_dir):
     "runner": "local, docker or auto (default: invoke.yaml)"})
 def identify(c, photos, gallery=None, out=None, transductive=False, profile=None, runner=None):
     """Find every face in the photos and name it against the gallery (or `unknown`)."""
-    base = context.from_task(c, None, runner)
+    base = context.from_task(c, None, runner, lock=False)
     folder = os.path.abspath(gallery or os.path.join(base.workspace, "gallery"))
     path = os.path.join(folder, GALLERY_FILE)
     enrolled = read_json(path) if os.path.isfile(path) else {}
-    ctx = context.from_task(c, folder, runner, enrolled.get("profile"), enrolled.get("engine"))
+    ctx = context.from_task(c, folder, runner, enrolled.get("profile"), enrolled.get("engine"), lock=bool(enrolled))
     if not photos:
         raise people_mod.PeopleError("name the photos to identify: --photos FILE_OR_FOLDER (repeatable)")
     out = os.path.abspath(out or os.path.join(base.workspace, "identified"))

@@ -13,6 +13,7 @@ import time
 
 from invoke import task
 
+from pipeline import arguments
 from pipeline.common import fail
 from shared.running import docker_runner
 from shared.running.runner import services as all_services
@@ -20,14 +21,7 @@ from shared.running.settings import ROOT
 
 
 def _services(only):
-    known = all_services()
-    if only is None:
-        return known
-    wanted = only.split(",")
-    unknown = [name for name in wanted if name not in known]
-    if unknown:
-        fail("no image named %s (images: %s)" % (", ".join(unknown), ", ".join(known)))
-    return wanted
+    return all_services() if only is None else arguments.names(only, all_services(), "--only")
 
 
 def _engine(runner):
@@ -41,9 +35,9 @@ def _engine(runner):
 @task(help={"only": "comma-separated services (default: every folder of services/ with a requirements.txt)"})
 def build(c, only=None):
     """Build the service images (the engine's cache makes an unchanged image a no-op)."""
+    services = _services(only)
     builder = docker_runner.DockerRunner(writable=[])
     print("Docker engine %s" % _engine(builder))
-    services = _services(only)
     started = time.time()
     builder.ensure_base_images(services)
     print("base images ready in %.0f s" % (time.time() - started))
@@ -58,8 +52,9 @@ def build(c, only=None):
 @task(help={"only": "comma-separated services (default: all)"})
 def smoke(c, only=None):
     """The per-image smoke tests (tests/test_docker.py), building images where needed."""
+    services = _services(only)
     _engine(docker_runner.DockerRunner(writable=[]))
     command = [sys.executable, "-m", "pytest", "-q", os.path.join("tests", "test_docker.py")]
     if only:
-        command += ["-k", " or ".join(_services(only))]
+        command += ["-k", " or ".join(services)]
     sys.exit(subprocess.call(command, cwd=ROOT))

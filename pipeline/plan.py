@@ -4,6 +4,7 @@ import os
 import shutil
 
 from pipeline.weights import PRESENT, model_status
+from shared.schema import EXIT_WEIGHTS, ContractError
 
 
 def requested_names(registry, requested):
@@ -11,14 +12,19 @@ def requested_names(registry, requested):
     return registry.names(original=True) if requested in (None, "original") else requested.split(",")
 
 
-def present_models(ctx, requested):
+def present_models(ctx, models=None):
+    """The models of a run whose weights are present: of those named (`--models A,B`), every one
+    (else exit 4, naming it); of the profile's (or `original`), those present, each other skipped
+    with a line."""
     registry = ctx.registry
-    names = requested_names(registry, requested)
+    names = requested_names(registry, ctx.requested_models(models))
     present = []
     for name in names:
         status, folder, detail = model_status(registry.model(name), ctx.weights_root)
         if status == PRESENT:
             present.append(name)
+        elif models not in (None, "original"):
+            raise ContractError(EXIT_WEIGHTS, "--models %s: weights %s in %s (%s)" % (name, status, folder, detail))
         else:
             print("[models] skipping %s: weights %s in %s (%s)" % (name, status, folder, detail))
     if not present:

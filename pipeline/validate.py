@@ -17,4 +17,4 @@ def validate_stage(ctx):
 @task(help={"workspace": "workspace folder"})
 def validate(c, workspace=None):
     """Check the dataset (train.csv names and labels, every image) before any work."""
-    validate_stage(context.from_task(c, workspace))
+    validate_stage(context.from_task(c, workspace, lock=False))

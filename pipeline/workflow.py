@@ -10,7 +10,7 @@ import time
 
 from invoke import task
 
-from pipeline import context
+from pipeline import arguments, context
 from pipeline.align import crops_for, detect_stage, prealigned_stage
 from pipeline.data import benchmark_stage
 from pipeline.embed import embed_stage
@@ -54,12 +54,14 @@ def _stages(ctx, chosen):
                           "engine": "native or openvino: how the backbones embed (default: the profile's engine)"})
 def all_(c, profile=None, runner=None, models=None, workspace=None, cluster=None, shards=None, engine=None):
     """Run the whole pipeline; finished stages are skipped, changed inputs re-run what depends on them."""
+    models = models if models in (None, "original") else ",".join(arguments.models(models))
+    cluster, shards = arguments.cluster(cluster) if cluster else None, arguments.integer(shards, "--shards")
     ctx = context.from_task(c, workspace, runner, profile, engine)
     print("[all] workspace %s, profile %s, engine %s" % (ctx.workspace, ctx.profile_name, ctx.engine))
     cluster = cluster or ctx.config["cluster"]["spec"]
     if cluster != "none":  # the stages as a Dask task graph; Dask is imported only then
         from pipeline.graph import run_all
-        return run_all(ctx, cluster, int(shards or ctx.config["cluster"]["shards"]), models)
+        return run_all(ctx, cluster, shards or int(ctx.config["cluster"]["shards"]), models)
     run_pipeline(ctx, models)
 
 
@@ -72,9 +74,9 @@ def run_pipeline(ctx, models=None):
         action()
         timings.append((name, time.time() - started))
 
+    chosen = present_models(ctx, models)  # before any work: a model named with --models and not present ends it
     if not os.path.isfile(os.path.join(ctx.paths["dataset"], "train.csv")):
         timed("dataset", lambda: benchmark_stage(ctx))
-    chosen = present_models(ctx, ctx.requested_models(models))
     for name, action in _stages(ctx, chosen):
         timed(name, action)
     final = write_final(ctx)

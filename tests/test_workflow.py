@@ -211,7 +211,7 @@ def test_the_ablation_runs_each_row_in_its_own_workspace_and_reuses_finished_row
     assert one.count("finished earlier") == 2 and json.load(open(os.path.join(root, "ablation.json"))) == results
     proc = subprocess.run([INVOKE, "-f", str(config), "bench.ablation", "--rows", "nope", "--workspace", workspace],
                           cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode != 0 and "no ablation row nope" in proc.stderr
+    assert proc.returncode == 2 and "error: --rows: no 'nope'" in proc.stderr
 
 
 @pytest.mark.parametrize("key, read", [("final", final_submission), ("pseudo_labels", pseudo_source)])

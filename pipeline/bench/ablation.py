@@ -14,7 +14,7 @@ import shutil
 
 from invoke import task
 
-from pipeline import context
+from pipeline import arguments, context
 from pipeline.bench.embed import measured
 from pipeline.data import benchmark_stage
 from pipeline.workflow import run_pipeline
@@ -126,11 +126,7 @@ def ablation(c, rows=None, engine=None, runner=None, workspace=None):
     others that finished earlier with their current settings)."""
     ctx = context.from_task(c, workspace, runner)
     spec = ctx.config["bench"]["ablation"]
-    chosen = rows.split(",") if rows else list(spec["rows"])
-    missing = [r for r in chosen if r not in spec["rows"]]
-    if missing:
-        raise ValueError("no ablation row %s (invoke.yaml bench.ablation.rows: %s)"
-                         % (", ".join(missing), ", ".join(spec["rows"])))
+    chosen = arguments.names(rows, list(spec["rows"]), "--rows") if rows else list(spec["rows"])
     if not os.path.isfile(os.path.join(ctx.paths["dataset"], "train.csv")):
         benchmark_stage(ctx)
     # the table: the rows run now, and the other rows finished earlier with their current settings

@@ -4,7 +4,7 @@ import os
 
 from invoke import task
 
-from pipeline import context, plots
+from pipeline import arguments, context, plots
 
 
 @task(help={"count": "LFW dev crops to paste onto canvases (default 300)", "seed": "sample and placement seed",
@@ -18,6 +18,7 @@ def align(c, count=300, seed=2019, detectors=None, weights=None, model="model4_i
     24 real no-face images and the Solvay group photo: detection rate, template error, cosine."""
     from shared.bench import align as bench_align
 
+    model = arguments.model(model)
     ctx = context.from_task(c, workspace, runner)
     root = os.path.join(ctx.paths["bench"], "align", "seed-%d" % seed)
     overrides = dict(pair.split("=", 1) for pair in weights.split(",")) if weights else {}

@@ -6,7 +6,7 @@ import shutil
 
 from invoke import task
 
-from pipeline import context
+from pipeline import arguments, context
 from pipeline.bench.embed import measured
 from pipeline.heads import head_job
 from shared.storage import read_json
@@ -67,6 +67,8 @@ def heads(c, model="model4_insightface", seeds=3, column="rt0", step="step4", ep
           profile=None, runner=None, workspace=None):
     """Heads/s one at a time vs together (batched) on the same embeddings, interleaved, and their
     validation accuracy over SEEDS seeds (mean and spread)."""
+    model, column, step = arguments.model(model), arguments.column(column), arguments.step(step)
+    seeds = arguments.integer(seeds, "--seeds")
     ctx = context.from_task(c, workspace, runner, profile)
     _, args = head_job(ctx, model, step)
     args = args[:args.index("--out")] + args[args.index("--out") + 2:]

@@ -4,7 +4,7 @@ import os
 
 from invoke import task
 
-from pipeline import context, plots
+from pipeline import arguments, context, plots
 from pipeline.common import progress
 from shared.running import settings as settings_mod
 
@@ -55,6 +55,7 @@ def lfw_pairs_stage(ctx, entry, pairs_path, images, flip=True, batch_size=None):
 def lfw_pairs(c, model, pairs=None, images=None, flip=True, batch_size=None, runner=None, engine="native",
               workspace=None):
     """10-fold verification accuracy of MODEL on LFW-style pairs (original + flip embeddings)."""
+    model, batch_size = arguments.model(model), arguments.integer(batch_size, "--batch-size")
     ctx = context.from_task(c, workspace, runner, engine=engine)
     pairs_path = settings_mod.under(ctx.config["data_dir"], pairs or ctx.config["bench"]["pairs"])
     images = images or os.path.join(os.path.dirname(pairs_path), "images")
