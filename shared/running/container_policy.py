@@ -52,8 +52,9 @@ def check_paths(args, writable, readable):
     folder is not ours). `NAME=PATH` arguments are checked on their PATH."""
     mounted = writable + readable
     for arg in args:
-        whole = set([str(arg), str(arg).partition("=")[2]])  # and each folder of a search path (--weights-root)
-        for candidate in (whole | set(part for text in whole for part in text.split(os.pathsep))) - set([""]):
+        whole = set([str(arg), str(arg).partition("=")[2]])
+        # each folder of a search path (--weights-root A:B) on its own; the joined text is no folder
+        for candidate in set(part for text in whole for part in text.split(os.pathsep)) - set([""]):
             if os.path.isabs(candidate) and not under(candidate, mounted):
                 raise ValueError("path %s is outside the folders the container sees (read-write: %s; "
                                  "read-only: %s)" % (candidate, ", ".join(writable) or "-", ", ".join(readable) or "-"))
