@@ -18,6 +18,7 @@ from invoke import task
 
 from pipeline import context
 from pipeline.common import fail
+from shared import hardware
 from shared.bench import roofline
 from shared.models.registry import is_onnx
 from shared.running import settings as settings_mod
@@ -62,11 +63,15 @@ def prepare_crops(ctx, crops_needed, count):
 
 
 def service_engines(python, family):
-    """The engines the service's entrypoint offers (its --help), native first."""
+    """The engines the service's entrypoint offers (its --help), native first, each as (engine,
+    precision): openvino in f32 and, where this CPU has bf16 kernels (shared/hardware.py), bf16."""
     script = os.path.join(settings_mod.ROOT, "services", family, "embed.py")
     text = subprocess.run([python, script, "--help"], capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=settings_mod.ROOT)).stdout
-    return ["native"] + (["openvino"] if "--engine" in text and "openvino" in text else []), "--engine-cache" in text
+    found = [("native", None)]
+    if "--engine" in text and "openvino" in text:
+        found += [("openvino", p) for p in (["bf16"] if hardware.bf16_kernels()[0] else []) + ["f32"]]
+    return found, "--engine-cache" in text
 
 
 def systems(ctx, entry, root, dirs, engines):
@@ -77,18 +82,19 @@ def systems(ctx, entry, root, dirs, engines):
     python = ctx.runner.python(family)
     offered, has_cache = service_engines(python, family)
     found = []
-    for engine in [e for e in engines if e in offered]:
-        def service(list_path, engine=engine):
+    for engine, precision in [(e, p) for e, p in offered if e in engines]:
+        def service(list_path, engine=engine, precision=precision):
             out = os.path.join(root, "runs", entry["name"], engine)
             shutil.rmtree(out, ignore_errors=True)  # never "up to date": every run embeds
             extra = ["--engine", engine] if len(offered) > 1 else []
+            extra += ["--precision", precision] if precision else []
             extra += ["--engine-cache", os.path.join(root, "engines")] if has_cache else []
             ctx.runner.run(family, "embed", [
                 "--model", entry["name"], "--images", dirs[entry["input"]["crop"]], "--list", list_path,
                 "--out", out, "--split", "bench", "--weights-root", ctx.weights_root,
                 "--workers", ctx.workers(entry), "--batch-size", batch] + extra)
             shutil.rmtree(out, ignore_errors=True)
-        found.append(("service %s" % engine, service))
+        found.append(("service %s" % " ".join(filter(None, (engine, precision))), service))
     if family == "dlib" and entry["options"]["chip"] != "template":
         return found  # dlib's own framing detects and aligns first: no bare loop does that
     if is_onnx(entry):
@@ -192,6 +198,7 @@ def embed(c, models=None, engines="native,openvino", rounds=3, count=512, runner
         fail("no model has its weights present (see `invoke weights.check`)")
     peak = roofline.roofline(subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout)
     print("roofline: %.1f GFLOP/s FP32 = %s; %s" % (peak["gflops"], peak["how"], peak["model"]))
+    print("CPU: %s; bf16 kernels: %s (%s)" % (hardware.describe(), *hardware.bf16_kernels()))
     print("load at start: %s" % subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     root, dirs, lists = prepare_crops(ctx, sorted(set(e["input"]["crop"] for e, _ in present)), int(count))
     table = [{"model": entry["name"], "system": label, "run": run}
@@ -205,3 +212,17 @@ def embed(c, models=None, engines="native,openvino", rounds=3, count=512, runner
           "core's peak (%.1f GFLOP/s)" % (int(count), int(rounds), ctx.config["bench"]["batch_size"],
                                          peak["per_core_gflops"]))
     print_table(table, peak)
+    print_verifications(os.path.join(root, "engines"))
+
+
+def print_verifications(cache):
+    """Each cached conversion's inference precision and its check against the native framework."""
+    import json
+
+    for base, _, files in sorted(os.walk(cache)):
+        if "meta.json" in files:
+            meta = json.load(open(os.path.join(base, "meta.json")))
+            check = meta["verification"]
+            print("%s: openvino %s against native: cosine min %.6f / mean %.6f over %d crops (threshold %s)"
+                  % (meta["model"], meta["compile"]["INFERENCE_PRECISION_HINT"], check["min_cosine"],
+                     check["mean_cosine"], check["images"], check["threshold"]))

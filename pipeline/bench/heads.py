@@ -1,6 +1,8 @@
 """`invoke bench.heads`: one fold column's 5 heads trained one at a time (model.Head, the
 reference) and together (batched.Heads, the default) on the same embeddings, interleaved in one
-run, over several seeds: heads/s, head-epochs/s, CPU-seconds, and validation accuracy."""
+run, over several seeds: heads/s, head-epochs/s, CPU-seconds, and validation accuracy. Together
+runs once with float32 training matmuls and, where this CPU's auto choice differs
+(shared/hardware.py), once with that dtype; each row names the dtype its summary.json records."""
 import os
 import shutil
 
@@ -9,9 +11,18 @@ from invoke import task
 from pipeline import arguments, context
 from pipeline.bench.embed import measured
 from pipeline.heads import head_job
+from shared import hardware
 from shared.storage import read_json
 
-PATHS = (("one at a time", ["--one-at-a-time"]), ("together", []))
+
+def paths():
+    """(label, extra train arguments): one at a time, together in float32, and together in the
+    auto choice of this CPU where that is not float32."""
+    found = [("one at a time", ["--one-at-a-time"]), ("together float32", ["--matmul", "float32"])]
+    chosen, _ = hardware.matmul_dtype("auto")
+    if chosen != "float32":
+        found.append(("together %s" % chosen, ["--matmul", "auto"]))
+    return found
 
 
 def run_one(ctx, args, out):
@@ -25,7 +36,7 @@ def run_one(ctx, args, out):
     epochs = sum(r["epochs"] for r in heads)
     return {"heads": len(heads), "heads_per_s": len(heads) / seconds, "head_epochs_per_s": epochs / seconds,
             "mean_epochs": epochs / float(len(heads)), "wall": wall, "cpu": cpu if ctx.runner.name == "local" else None,
-            "val_top1": summary["val_top1"]}
+            "val_top1": summary["val_top1"], "dtype": summary["train_matmul"]["used"]}
 
 
 def _mean_spread(values):
@@ -33,29 +44,29 @@ def _mean_spread(values):
     return mean, (sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)) ** 0.5
 
 
-def report(figures, seeds):
-    """The printed table and summary lines."""
-    print("%-5s %-14s %8s %12s %7s %9s %9s %9s" % ("seed", "path", "heads/s", "head-ep/s", "epochs", "wall s",
-                                                   "cpu s", "val top-1"))
+def report(figures, seeds, found):
+    """The printed table and summary lines; `found`: paths()."""
+    print("%-5s %-18s %-9s %8s %12s %7s %9s %9s %9s" % ("seed", "path", "dtype", "heads/s", "head-ep/s", "epochs",
+                                                         "wall s", "cpu s", "val top-1"))
     for seed in seeds:
-        for name, _ in PATHS:
+        for name, _ in found:
             f = figures[name][seed]
-            print("%-5d %-14s %8.4f %12.3f %7.1f %9.1f %9s %9.4f" % (
-                seed, name, f["heads_per_s"], f["head_epochs_per_s"], f["mean_epochs"], f["wall"],
+            print("%-5d %-18s %-9s %8.4f %12.3f %7.1f %9.1f %9s %9.4f" % (
+                seed, name, f["dtype"], f["heads_per_s"], f["head_epochs_per_s"], f["mean_epochs"], f["wall"],
                 "-" if f["cpu"] is None else "%.1f" % f["cpu"], f["val_top1"]))
     summary = {}
-    for name, _ in PATHS:
+    for name, _ in found:
         runs = [figures[name][s] for s in seeds]
         summary[name] = dict((key, _mean_spread([r[key] for r in runs])) for key in ("heads_per_s", "head_epochs_per_s",
                                                                                      "val_top1"))
         print("%s: %.4f heads/s, %.3f head-epochs/s, out-of-fold val top-1 %.4f +- %.4f (mean +- sd over %d seeds)"
               % (name, summary[name]["heads_per_s"][0], summary[name]["head_epochs_per_s"][0],
                  summary[name]["val_top1"][0], summary[name]["val_top1"][1], len(seeds)))
-    one, together = summary["one at a time"], summary["together"]
-    print("together / one at a time: %.2fx heads/s, %.2fx head-epochs/s; val top-1 difference %+.4f"
-          % (together["heads_per_s"][0] / one["heads_per_s"][0],
-             together["head_epochs_per_s"][0] / one["head_epochs_per_s"][0],
-             together["val_top1"][0] - one["val_top1"][0]))
+    for name, base in [(n, "one at a time") for n, _ in found[1:]] + [(n, "together float32") for n, _ in found[2:]]:
+        print("%s / %s: %.2fx heads/s, %.2fx head-epochs/s; val top-1 difference %+.4f"
+              % (name, base, summary[name]["heads_per_s"][0] / summary[base]["heads_per_s"][0],
+                 summary[name]["head_epochs_per_s"][0] / summary[base]["head_epochs_per_s"][0],
+                 summary[name]["val_top1"][0] - summary[base]["val_top1"][0]))
 
 
 @task(help={"model": "registry name whose embeddings the workspace has", "seeds": "seeds (runs per path)",
@@ -79,11 +90,13 @@ def heads(c, model="model4_insightface", seeds=3, column="rt0", step="step4", ep
     root = os.path.join(ctx.paths["bench"], "heads", model)
     print("bench.heads: %s %s column %s, %s, %d CPUs, load %s"
           % (model, step, column, " ".join(str(a) for a in args[args.index("--epochs"):args.index("--seed")]),
-             os.cpu_count(), " ".join("%.1f" % v for v in os.getloadavg())))
-    figures = dict((name, {}) for name, _ in PATHS)
+             hardware.available_cpus(), " ".join("%.1f" % v for v in os.getloadavg())))
+    print("CPU: %s; auto training dtype: %s (%s)" % (hardware.describe(), *hardware.matmul_dtype("auto")))
+    found = paths()
+    figures = dict((name, {}) for name, _ in found)
     for i, seed in enumerate(chosen):  # interleaved, the order alternating so that drift in load cancels
-        for name, extra in (PATHS if i % 2 == 0 else PATHS[::-1]):
+        for name, extra in (found if i % 2 == 0 else found[::-1]):
             run_args = list(args) + extra
             run_args[run_args.index("--seed") + 1] = seed
             figures[name][seed] = run_one(ctx, run_args, os.path.join(root, "%s-%d" % (name.replace(" ", "-"), seed)))
-    report(figures, chosen)
+    report(figures, chosen, found)
