@@ -59,3 +59,17 @@ def test_facenet_graph_without_phase_train_is_rewritten_to_any_batch_and_checked
 def test_onnx_models_report_their_runtime(faces, tmp_path, installed_weights):
     _, meta = embed(faces, "insightface", "sface", "112x112", tmp_path, installed_weights)
     assert meta["versions"]["format"] == "onnx" and meta["versions"]["onnxruntime"] == "1.20.1"
+
+
+def test_an_onnx_output_the_file_lacks_is_one_line(faces, tmp_path, installed_weights):
+    import yaml
+
+    base = registry_mod.load()
+    entry = dict(base.models["w600k_mbf"], output={"layer": "fc9", "dim": 512, "normalize": True})
+    (tmp_path / "models.yaml").write_text(yaml.safe_dump(base.with_models({"w600k_mbf": entry})))
+    root, _ = faces
+    code, log = run_service("insightface", ["--model", "w600k_mbf", "--registry", tmp_path / "models.yaml",
+                                            "--images", root / "112x112", "--list", root / "list.txt",
+                                            "--out", tmp_path / "out", "--weights-root", installed_weights])
+    assert code == 5 and "w600k_mbf.onnx has no output 'fc9' (its outputs: 516)" in log, log
+    assert not (tmp_path / "out" / "embeddings.npy").exists()

