@@ -39,7 +39,7 @@ def embed_args(ctx, name, split, augment=None, seed=None, batch_size=None, worke
     return args
 
 
-def embed_stage(ctx, models, splits=("train", "test"), augment=None, seed=None, batch_size=None):
+def embed_stage(ctx, models, splits=arguments.SPLITS, augment=None, seed=None, batch_size=None):
     """Each model's service embeds each split; the service itself skips a split that is up to
     date and resumes one that was interrupted."""
     for name in models:
