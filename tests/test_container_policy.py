@@ -47,6 +47,15 @@ def test_every_path_argument_is_checked(tmp_path, monkeypatch):
         policy.check_paths(["--out", "sub/"], [ws], [])
 
 
+def test_a_weights_search_path_is_checked_folder_by_folder(tmp_path):
+    """--weights-root weights_dir:installed_weights_dir (shared/running/settings.py weights_root):
+    passes when both folders are mounted, and names the one that is not."""
+    ws, weights, installed = (str(tmp_path / name) for name in ("ws", "weights", "installed"))
+    policy.check_paths(["--weights-root", weights + os.pathsep + installed], [ws], [weights, installed])
+    with pytest.raises(ValueError, match="path %s is outside" % installed):
+        policy.check_paths(["--weights-root", weights + os.pathsep + installed], [ws], [weights])
+
+
 def test_an_out_on_a_read_only_mount_is_refused_in_the_container(tmp_path):
     if not docker_mod.docker_answers():
         pytest.skip("no Docker engine answers")
