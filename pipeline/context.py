@@ -9,6 +9,7 @@ import sys
 
 from pipeline import arguments
 from shared.contract import validate
+from shared import hardware
 from shared.models import registry as registry_mod
 from shared.running import docker_runner
 from shared.running import runner as runner_mod
@@ -124,7 +125,14 @@ class RunContext(object):
         return override or self.profile.get("models") or self.config["models"]
 
     def workers(self, entry):
-        return self.config["workers"].get(entry["family"], 1)
+        """Embed processes of the model's service (invoke.yaml `workers`); auto: one per CPU this
+        process may use (its affinity, shared/hardware.py), not a count tuned on one machine."""
+        value = self.config["workers"].get(entry["family"], 1)
+        if value == "auto":
+            return hardware.available_cpus()
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError("invoke.yaml workers.%s must be auto or a count >= 1, not %r" % (entry["family"], value))
+        return value
 
     def engine_for(self, entry):
         """The run's engine where the registry's `engines` offers it to the model's family, else native."""

@@ -54,3 +54,18 @@ def test_threads_follow_the_cpus_this_process_may_use():
     found = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                            text=True, env=dict(os.environ, PYTHONPATH=ROOT))
     assert found.returncode == 0 and found.stdout.strip() == "1", found.stdout + found.stderr
+
+
+def test_auto_embed_workers_are_the_cpus_this_process_may_use():
+    from pipeline.context import RunContext
+    from shared.running import settings as settings_mod
+
+    config = settings_mod.load()
+    ctx = RunContext(config, "local", "quick")
+    dlib = ctx.registry.model("model5_dlib")
+    assert config["workers"]["dlib"] == "auto" and ctx.workers(dlib) == len(os.sched_getaffinity(0))
+    config["workers"]["dlib"] = 3
+    assert ctx.workers(dlib) == 3
+    config["workers"]["dlib"] = "many"
+    with pytest.raises(ValueError, match="workers.dlib must be auto or a count >= 1, not 'many'"):
+        ctx.workers(dlib)
