@@ -62,6 +62,16 @@ def save_npy(path, array):
             np.save(f, array)
 
 
+def save_npz(path, arrays):
+    """A dict of arrays as an .npz, zipped in memory first: on a full disk only the plain write
+    fails, naming the file (a zip file failing half-way prints its traceback when collected)."""
+    packed = io.BytesIO()
+    np.savez(packed, **arrays)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(packed.getvalue())
+
+
 def write_text(path, text):
     with atomic_path(path) as tmp:
         with io.open(tmp, "w", encoding="utf-8") as f:

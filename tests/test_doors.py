@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import LFW, ROOT, WEIGHTS, lfw_people, run_service
+from conftest import LFW, ROOT, WEIGHTS, lfw_people, run_service, tiny_people
 
 INVOKE = os.path.join(os.path.dirname(sys.executable), "invoke")
 MODEL = "model4_insightface"
@@ -116,8 +116,8 @@ def test_a_model_named_with_models_whose_weights_fail_their_hash_ends_the_run(da
     assert "[models] skipping %s: weights sha256 mismatch" % MODEL in output and code == 2, output
 
 
-def _file_size_limit():
-    resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))  # a 'full disk' for this process's writes
+def _file_size_limit(size=512):
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))  # a 'full disk' for this process's writes
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
@@ -130,6 +130,32 @@ def test_a_full_disk_in_a_task_names_the_file(tmp_path):
     line = error_line(proc.stdout + proc.stderr)
     assert proc.returncode == 1 and "%s: File too large" % (tmp_path / "ws" / "folds.csv") in line, line
     assert not os.path.exists(str(tmp_path / "ws" / "folds.csv"))
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    """A workspace of the tiny benchmark with its folds and the smoke profile's embeddings."""
+    source = tiny_people(tmp_path_factory.mktemp("people"))
+    workspace = str(tmp_path_factory.mktemp("embedded") / "ws")
+    for args in (["data.benchmark", "--source", source], ["align.prealigned", "--crops", "112x112"], ["split"],
+                 ["embed.run", "--models", MODEL, "--profile", "smoke"]):
+        code, output = invoke(*(args + ["--workspace", workspace]))
+        assert code == 0, output
+    return workspace
+
+
+def test_a_full_disk_in_the_head_service_names_the_file_without_a_traceback(embedded, tmp_path):
+    from shared.running.runner import LocalRunner
+
+    out = tmp_path / "heads"
+    command = LocalRunner().command("head", "train", [
+        "--model", MODEL, "--embeddings", os.path.join(embedded, "embeddings", MODEL), "--folds",
+        os.path.join(embedded, "folds.csv"), "--columns", "rt0", "--out", str(out), "--epochs", 2, "--patience", 1])
+    proc = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT),
+                          preexec_fn=lambda: _file_size_limit(2048))
+    line = error_line(proc.stdout + proc.stderr)
+    assert proc.returncode != 0 and "Exception ignored" not in proc.stderr, proc.stderr
+    assert "File too large" in line and str(out / ".partial" / "rt0.npz") in line, line
 
 
 def test_a_workspace_that_is_a_file_is_named(tmp_path):

@@ -38,7 +38,7 @@ from shared.models import registry as registry_mod  # noqa: E402
 from shared.progress import bar  # noqa: E402
 from shared.quiet import TENSORFLOW, chatter_filtered  # noqa: E402
 from shared.schema import exit_with_code  # noqa: E402
-from shared.storage import atomic_path, read_json, save_npy, stable_seed, write_json  # noqa: E402
+from shared.storage import read_json, save_npy, save_npz, stable_seed, write_json  # noqa: E402
 
 FOLDS = 5
 
@@ -211,9 +211,7 @@ def run(args):
         done = os.path.join(partial, column + ".npz")
         if not os.path.isfile(done):
             val_probs, column_test, column_records = train_column(args, settings, column, columns[column], data, log)
-            with atomic_path(done) as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez(f, val=val_probs, test=column_test)
+            save_npz(done, {"val": val_probs, "test": column_test})
             write_json(os.path.join(partial, column + ".json"), column_records)
         saved = np.load(done)
         val_sum = val_sum + saved["val"].astype(np.float64)

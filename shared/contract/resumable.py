@@ -7,7 +7,6 @@ where it stopped, and a run with other arguments starts afresh. Python-2.7 compa
 """
 from __future__ import absolute_import, division, print_function
 
-import io
 import os
 import shutil
 import time
@@ -16,7 +15,7 @@ import numpy as np
 
 from shared.progress import bar
 from shared.schema import EXIT_BACKEND, ContractError
-from shared.storage import atomic_path, read_json, write_json
+from shared.storage import read_json, save_npz, write_json
 
 
 class ChunkFormat(object):
@@ -26,17 +25,7 @@ class ChunkFormat(object):
         self.suffix, self.save, self.load = suffix, save, load
 
 
-def _save_npz(path, arrays):
-    """Zipped in memory first: on a full disk only the plain write fails, naming the file (a
-    zip file failing half-way through would print its traceback when collected)."""
-    packed = io.BytesIO()
-    np.savez(packed, **arrays)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(packed.getvalue())
-
-
-NPZ = ChunkFormat(".npz", _save_npz, np.load)  # a dict of arrays per chunk
+NPZ = ChunkFormat(".npz", save_npz, np.load)  # a dict of arrays per chunk
 JSON = ChunkFormat(".json", write_json, read_json)  # a JSON value per chunk
 
 
