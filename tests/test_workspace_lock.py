@@ -128,6 +128,7 @@ def test_sigkill_of_all_during_each_service_leaves_no_process(source, contended,
 FAKE_DOCKER = """#!/bin/sh
 # a docker client that answers `ps` with no container and on `run` waits, saying when it is stopped
 [ "$1" = run ] || exit 0
+echo "$@" > "$FAKE_DOCKER_LOG.args"
 trap 'echo TERM > "$FAKE_DOCKER_LOG"; exit 143' TERM
 while true; do sleep 0.1; done
 """
@@ -155,3 +156,5 @@ def test_the_docker_client_is_stopped_with_its_task(tmp_path):
     task.wait()
     assert wait_for(lambda: not tagged(tag), 10), tagged(tag)
     assert log.read_text() == "TERM\n"
+    options = (tmp_path / "signal.log.args").read_text().split()
+    assert "--rm" in options and "--init" in options  # the container stops on the TERM, and is removed

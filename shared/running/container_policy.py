@@ -40,8 +40,10 @@ def limits(settings):
 
 
 def run_options(user, writable, readable, settings=None):
-    """Every `docker run` option of a service container."""
-    return (["--rm", "--network", "none", "--user", "%d:%d" % user, "--security-opt", "no-new-privileges",
+    """Every `docker run` option of a service container. --init: a real init as PID 1 passes the
+    SIGTERM the client forwards to the service (a PID 1 Python would ignore it), so a container
+    whose task died stops, and --rm removes it."""
+    return (["--rm", "--init", "--network", "none", "--user", "%d:%d" % user, "--security-opt", "no-new-privileges",
              "--cap-drop", "ALL", "--read-only", "--tmpfs", TMPFS] + limits(settings)
             + mounts(writable, readable))
 

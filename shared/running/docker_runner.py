@@ -219,7 +219,7 @@ class DockerRunner(object):
         command = self.command(service, entrypoint, args, env)
         self.reap_orphans()
         with lent_folders(self.writable):  # the client dies with this task: SIGTERM, which it passes on to the
-            code = subprocess.call(command, preexec_fn=die_with_parent(signal.SIGTERM))  # container (--rm)
+            code = subprocess.call(command, preexec_fn=die_with_parent(signal.SIGTERM))  # container (--init, --rm)
         if code != 0:
             raise ServiceError(service, code, command)
 
