@@ -138,3 +138,53 @@ def test_missing_or_mismatched_embeddings_name_the_file(workspace, tmp_path):
     found = program(workspace, str(tmp_path / "b.csv"), models="model4_insightface", embeddings=copy, expect=2)
     assert test_npy in found and "lists" in found
     assert not os.path.exists(str(tmp_path / "b.csv"))
+
+
+def test_the_fused_nearest_neighbour_rows_threshold_chosen_without_the_truth_and_its_upper_bound(workspace):
+    """The evaluation's fused nearest neighbour (services/head/fused_baseline.py) fuses with the
+    weights the prototypes submission chose; its threshold, unknown share and ranking are the same
+    whatever the test truth says (here: the truth with known and unknown swapped), and the upper
+    bound (the threshold the truth picks) scores at least the validated row."""
+    from services.head import evaluate, fused_baseline
+
+    folds = read_folds(os.path.join(workspace, "folds.csv"))
+    rows = list(csv.DictReader(open(os.path.join(workspace, "dataset", "test_truth.csv"))))
+    names, truth = [r["image"] for r in rows], np.array([int(r["label"]) for r in rows])
+    args = (os.path.join(workspace, "embeddings"), os.path.join(workspace, "submissions"), MODELS, names)
+    entry = fused_baseline.rows(*(args + (truth, folds)))
+    chosen = json.load(open(os.path.join(workspace, "submissions", "prototypes.json")))["weights"]
+    assert entry["weights"] == dict((m, w) for m, w in chosen.items() if w > 0)
+    assert entry["weights_from"] == "prototypes.json"
+    nn, bound = entry["nearest_neighbour"], entry["upper_bound"]
+    assert nn["threshold"] in np.round(baselines.NN_THRESHOLDS, 4).tolist()
+    assert bound["map5"] >= nn["map5"] and bound["threshold"] in np.round(baselines.NN_THRESHOLDS, 4).tolist()
+    altered = np.where(truth == UNKNOWN, folds[1][0], UNKNOWN)
+    other = fused_baseline.rows(*(args + (altered, folds)))
+    settings = ("threshold", "estimated_unknown_share", "validation_map5")
+    assert [other["nearest_neighbour"][k] for k in settings] == [nn[k] for k in settings]
+    assert other["nearest_neighbour"]["map5"] != nn["map5"]  # the truth scores, and only scores
+    table = evaluate.render(dict(ensemble={}, baselines={}, fused_baseline=entry, test_images=len(names),
+                                 test_unknown=int(np.sum(truth == UNKNOWN)),
+                                 systems=evaluate.systems(dict(ensemble={}, baselines={}, fused_baseline=entry), []),
+                                 models={}), [])
+    assert "| nearest neighbour, fused (" in table and "threshold %.3f chosen on validation folds" % nn["threshold"] in table
+    assert "| UPPER BOUND, not a method: the fused nearest neighbour at the threshold the test truth picks" in table
+
+
+def test_a_nearest_neighbour_row_whose_unknown_share_collapsed_says_it_is_not_meaningful():
+    """The template-crop dlib model's case: the test's best similarities all look like the
+    validation's known rows, EM estimates no unknowns at all, and the table's row says so."""
+    from services.head import evaluate
+
+    rng = np.random.RandomState(0)
+    known, unknown = rng.normal(0.7, 0.1, 4000), rng.normal(0.3, 0.1, 2000)
+    found = {}
+    for name, test in (("collapsed", rng.normal(0.75, 0.05, 3000)),
+                       ("fine", np.concatenate([rng.normal(0.7, 0.1, 2700), rng.normal(0.3, 0.1, 300)]))):
+        nn = dict(threshold=-0.2, estimated_unknown_share=round(baselines.unknown_share(known, unknown, test), 4),
+                  map5=0.5, top1=0.5, unknown_precision=0.0, unknown_recall=0.0)
+        row = evaluate.systems(dict(ensemble={}, baselines={"m": dict(nearest_neighbour=nn, linear_svm=nn)}), [])[0]
+        found[name] = row["system"]
+    assert "unknown share 0.000; NOT MEANINGFUL: the unknown-share estimate collapsed" in found["collapsed"]
+    assert found["fine"].startswith("nearest neighbour (m, threshold -0.200, unknown share 0.1")
+    assert "NOT MEANINGFUL" not in found["fine"]

@@ -25,9 +25,9 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
 import numpy as np  # noqa: E402
 
 from services.head.arrays import load_split  # noqa: E402
-from services.head import diagnostics, prototypes  # noqa: E402
-from services.head.baselines import (linear_svm, nearest_neighbour, nearest_neighbour_sweep,  # noqa: E402
-                                     test_similarity)
+from services.head import diagnostics, fused_baseline, prototypes  # noqa: E402
+from services.head.baselines import (collapsed_note, linear_svm, nearest_neighbour,  # noqa: E402
+                                     nearest_neighbour_sweep, test_similarity)
 from services.head.ensemble import log, parser, run, summary, test_names  # noqa: E402
 from shared.method.ensemble import UNKNOWN  # noqa: E402
 from shared.method.folds import read_folds  # noqa: E402
@@ -126,6 +126,7 @@ def cmd_evaluate(args, registry, models, rules):
             if rows:
                 report["models"][model] = rows
         _submissions(args, report, steps)
+        report["fused_baseline"] = fused_baseline.rows(args.embeddings, args.submissions, models, names, truth, folds)
         found = diagnostics.collect(args, registry, models, rules, truth, names, steps, nn_sweeps)
         for model in models:
             report["baselines"][model]["linear_svm"] = scores(truth, svms[model].result())
@@ -160,13 +161,15 @@ def render(report, steps):
 
 def systems(report, steps):
     """The test-set rows of the table (and the report's bar chart): ensemble per step, the
-    prototypes submission when there is one, then each model's baselines."""
+    prototypes submission when there is one, the fused nearest neighbour (validated; its upper
+    bound), then each model's baselines."""
     rows = [("ensemble %s" % s, report["ensemble"][s]) for s in steps if s in report["ensemble"]]
     rows += [("class prototypes", report[prototypes.SUBMISSION])] if prototypes.SUBMISSION in report else []
+    rows += fused_baseline.systems(report["fused_baseline"]) if "fused_baseline" in report else []
     for model, base in sorted(report["baselines"].items()):
         nn = base["nearest_neighbour"]
-        rows.append(("nearest neighbour (%s, threshold %.3f, unknown share %.3f)"
-                     % (model, nn["threshold"], nn["estimated_unknown_share"]), nn))
+        rows.append(("nearest neighbour (%s, threshold %.3f, unknown share %.3f%s)"
+                     % (model, nn["threshold"], nn["estimated_unknown_share"], collapsed_note(nn)), nn))
         rows.append(("linear SVM (%s)" % model, base["linear_svm"]))
     return [dict(scores, system=name) for name, scores in rows]
 
