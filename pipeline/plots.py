@@ -26,22 +26,27 @@ def save(fig, path):
     return path
 
 
-def systems_bar(rows, path):
-    """rows: [(system, MAP@5, top-1)], drawn as grouped horizontal bars."""
+def systems_bar(rows, path, floor=1e-3):
+    """rows: [(system, MAP@5, top-1)], drawn as grouped horizontal bars of the errors (1 - score)
+    on a log axis: where systems score 0.957 and 0.988 on a 0-1 axis they look alike, their
+    errors (0.043 and 0.012) are a factor of 3.6 apart. No error at all is drawn at `floor`."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.2))
     y = np.arange(len(rows))
+    worst = max([floor] + [1 - row[key] for row in rows for key in (1, 2)])
     for offset, (key, label, colour) in zip((-0.2, 0.2), ((1, "MAP@5", COLOURS[0]), (2, "top-1", COLOURS[1]))):
         values = [row[key] for row in rows]
-        ax.barh(y + offset, values, height=0.4, label=label, color=colour)
-        for yy, value in zip(y + offset, values):
-            ax.text(value + 0.005, yy, "%.3f" % value, va="center", fontsize=8)
+        errors = np.maximum(1 - np.asarray(values, dtype=float), floor)
+        ax.barh(y + offset, errors, height=0.4, label="1 - %s" % label, color=colour)
+        for yy, value, error in zip(y + offset, values, errors):
+            ax.text(error * 1.08, yy, "%.4f (%s %.4f)" % (1 - value, label, value), va="center", fontsize=8)
     ax.set_yticks(y)
     ax.set_yticklabels([row[0] for row in rows])
     ax.invert_yaxis()
-    ax.set_xlim(0, 1.1)
-    ax.set_xlabel("score on the test set (1 = every face right)")
-    ax.set_title("MAP@5 and top-1 per system")
+    ax.set_xscale("log")
+    ax.set_xlim(floor / 1.5, worst * 6)  # room for the labels
+    ax.set_xlabel("errors on the test set, 1 - score (log axis; shorter is better, %g = none)" % floor)
+    ax.set_title("Errors (1 - MAP@5, 1 - top-1) per system")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.6 / (0.45 * len(rows) + 1.2)), ncol=2)
     return save(fig, path)
 

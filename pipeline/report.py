@@ -90,9 +90,11 @@ def evaluation_section(ev, figures):
                        [[html.text(s["system"]), s["map5"], s["top1"], s["unknown_precision"], s["unknown_recall"]]
                         for s in systems])
     plots.systems_bar([(s["system"], s["map5"], s["top1"]) for s in systems], os.path.join(figures, "systems.png"))
-    body += html.figure(html.FILES + "/systems.png", "MAP@5 and top-1 per system",
-                        "MAP@5 (the competition's score: 1 for a right first guess, 1/k for a right k-th) and "
-                        "top-1 of each system on the test set.")
+    body += html.figure(html.FILES + "/systems.png", "errors (1 - MAP@5, 1 - top-1) per system",
+                        "The errors, 1 - MAP@5 (the competition's score: 1 for a right first guess, 1/k for a right "
+                        "k-th) and 1 - top-1, of each system on the test set, on a log axis: what separates systems "
+                        "that all score near 1. The fused nearest neighbour's UPPER BOUND row is no method: its "
+                        "threshold is the one the test truth picks.")
     return html.section("Evaluation", body)
 
 
