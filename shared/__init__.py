@@ -2,8 +2,9 @@
 
 Its root holds what every room uses: `schema` (the contract's names: output files, exit codes,
 the unknown label, ContractError), `storage` (atomic writes, hashing), `progress` (bars and log
-lines) and `quiet` (frameworks' start-up chatter). The packages, each importing only the root
-and the packages listed before it:
+lines), `quiet` (frameworks' start-up chatter) and `hardware` (what this CPU can do, which the
+speed settings are chosen from at run time). The packages, each importing only the root and the
+packages listed before it:
 
     faces/     images, the face template, crops, augmentation, orientation, known-answer faces
     method/    the original solution's arithmetic and the competition's formats
