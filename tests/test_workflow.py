@@ -48,8 +48,12 @@ def test_all_writes_submissions_and_the_evaluation(first_run):
         assert sorted(images) == test_images
         assert all(len(set(row)) == 5 for row in ranked)
     report = open(os.path.join(workspace, "reports", "evaluation.md")).read()
-    for row in ("ensemble step4", "ensemble step7", "nearest neighbour (model4_insightface", "linear SVM"):
+    for row in ("ensemble step4", "ensemble step7", "nearest neighbour (model4_insightface", "linear SVM",
+                "| nearest neighbour, fused (model4_insightface 1.0; threshold ", "| UPPER BOUND, not a method: "):
         assert row in report
+    fused = json.load(open(os.path.join(workspace, "reports", "evaluation.json")))["fused_baseline"]
+    assert fused["weights_from"] == "equal weights"  # no prototypes submission in this profile
+    assert fused["upper_bound"]["map5"] >= fused["nearest_neighbour"]["map5"]
     assert open(os.path.join(workspace, "folds.csv")).readline().strip().endswith(",rt29")
     assert "ensemble step4: groups facenet, vggface2 absent" in log
     assert "[all] wall time per stage" in log
@@ -163,6 +167,7 @@ def test_the_best_profile_fixes_orientation_and_makes_the_prototypes_submission_
     assert sweep["map5"][sweep["thresholds"].index(chosen)] == round(evaluation["map5"], 5)
     page = open(os.path.join(workspace, "reports", "index.html")).read()
     assert "index_files/prototypes.png" in page and "index_files/prototype-scores.png" in page
+    assert "nearest neighbour, fused (model4_insightface 1.0; threshold" in page and "UPPER BOUND, not a method" in page
     assert "index_files/distances.png" not in page  # the step-4 rules' distances made no pseudo-labels
     # the gallery shows the final submission's errors: each a wrong first guess of prototypes.csv
     assert "wrong first guesses of the class prototypes submission (final.csv)" in page
