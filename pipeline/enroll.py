@@ -7,9 +7,7 @@ gallery's validation folds: the head service's `gallery choose`) and gallery.jso
 last: what makes the folder a gallery. A photo with several faces gives its largest (as the
 align service does for every photo); one without a face is left out and listed in people.csv.
 """
-import csv
 import hashlib
-import io
 import os
 
 from invoke import task
@@ -19,7 +17,7 @@ from pipeline import people as people_mod
 from pipeline.align import crops_for
 from pipeline.embed import embed_args
 from pipeline.plan import present_models
-from shared.storage import read_json, write_json
+from shared.storage import read_json, sha256_file, write_json
 
 GALLERY_FILE = "gallery.json"
 GALLERY_VERSION = 1
@@ -44,7 +42,7 @@ def book_photos(root, found, labels, previous, photos_dir):
     rows, new = [], []
     for name in sorted(found):
         for source in found[name]:
-            digest = people_mod.sha256_of(os.path.join(root, source))
+            digest = sha256_file(os.path.join(root, source))
             row = booked.get((source, digest))
             if row is None or int(row["label"]) != labels[name]:
                 row = {"id": people_mod.photo_id(labels[name], source, digest), "label": labels[name],
@@ -68,8 +66,7 @@ def align_batch(ctx, rows, batch, crops):
     ctx.runner.run("align", "align", ["--images", os.path.join(ctx.workspace, "photos"), "--list", list_path,
                                       "--out", aligned, "--split", batch, "--crops", ",".join(crops),
                                       "--weights-root", ctx.weights_root])
-    with io.open(os.path.join(aligned, batch + "_faces.csv"), encoding="utf-8", newline="") as f:
-        found = dict((r["image"], r) for r in csv.DictReader(f))
+    found = dict((r["image"], r) for r in people_mod.read_rows(os.path.join(aligned, batch + "_faces.csv")))
     for row in rows:
         row["status"] = "none" if found[row["id"]]["status"] == "none" else "face"
         row["faces"] = found[row["id"]]["faces"]

@@ -7,8 +7,6 @@ service's `gallery identify` ranks the gallery's people for each face with the g
 and unknown score. Writes <out>/faces.csv (a row per face, and one per photo without a face)
 and <out>/index.html (pipeline/identify_page.py).
 """
-import csv
-import io
 import os
 
 from invoke import task
@@ -20,7 +18,7 @@ from pipeline.embed import embed_args
 from pipeline.weights import PRESENT, model_status
 from shared.faces.images import IMAGE_EXTENSIONS, list_images
 from shared.method.ensemble import UNKNOWN
-from shared.storage import read_json
+from shared.storage import read_json, sha256_file
 
 FACE_FIELDS = (["photo", "face", "left", "top", "right", "bottom", "detection_score"]
                + ["%s%d" % (kind, k) for k in range(1, 6) for kind in ("name", "score")] + ["decision"])
@@ -61,21 +59,14 @@ def stage_photos(photos, folder):
     """Each photo placed as <folder>/<NNNNN><ext> (the order given); returns those names."""
     names = []
     for index, path in enumerate(photos):
-        name = "%05d%s" % (index, os.path.splitext(path)[1].lower())
-        if os.path.splitext(name)[1] not in people_mod.CROP_WRITABLE:
-            name = "%05d.png" % index
+        name = "%05d%s" % (index, people_mod.crop_extension(path))
         target = os.path.join(folder, name)
-        if os.path.exists(target) and people_mod.sha256_of(target) != people_mod.sha256_of(path):
+        if os.path.exists(target) and sha256_file(target) != sha256_file(path):
             os.remove(target)  # another photo held this place in an earlier call
         os.makedirs(folder, exist_ok=True)
         people_mod.place_photo(path, target)
         names.append(name)
     return names
-
-
-def _read_csv(path):
-    with io.open(path, encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def _name(names_of, label):
@@ -119,7 +110,7 @@ def identify_stage(ctx, photos, out, transductive=None):
     ctx.runner.run("align", "faces", ["--images", os.path.join(work, "photos"), "--list",
                                       os.path.join(work, "photos.txt"), "--out", faces_dir, "--crops", ",".join(crops),
                                       "--weights-root", ctx.weights_root])
-    faces = _read_csv(os.path.join(faces_dir, "faces.csv"))
+    faces = people_mod.read_rows(os.path.join(faces_dir, "faces.csv"))
     ranked, found = [], [f["crop"] for f in faces if f["face"] != "0"]
     if found and transductive:
         from pipeline.transductive import transductive_ranking
@@ -157,7 +148,7 @@ def _rank(ctx, gallery, work, faces_dir):
                                        ctx.paths["embeddings"], "--photos", os.path.join(ctx.workspace, "photos.csv"),
                                        "--settings", os.path.join(ctx.workspace, "settings.json"),
                                        "--queries", os.path.join(work, "embeddings"), "--out", ranked])
-    return _read_csv(ranked)
+    return people_mod.read_rows(ranked)
 
 
 @task(iterable=["photos"], help={

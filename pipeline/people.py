@@ -13,13 +13,11 @@ import os
 import shutil
 import unicodedata
 
-from shared.faces.images import IMAGE_EXTENSIONS, load_rgb, save_rgb
+from shared.faces.images import IMAGE_EXTENSIONS, WRITABLE_EXTENSIONS, load_rgb, save_rgb
 from shared.storage import write_text
 
 PEOPLE_FIELDS = ("label", "name", "images", "left_out", "why")
 PHOTO_FIELDS = ("id", "label", "source", "sha256", "batch", "status", "faces")
-# What the align service can write a crop as (it keeps the photo's name); others become PNG.
-CROP_WRITABLE = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm")
 
 
 class PeopleError(ValueError):
@@ -81,19 +79,17 @@ def labels_for(previous, names):
     return labels
 
 
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def crop_extension(source):
+    """The extension a photo is placed under: its own where the align service can write its crops
+    so (a crop keeps the photo's name), else .png (place_photo re-encodes it)."""
+    extension = os.path.splitext(source)[1].lower()
+    return extension if extension in WRITABLE_EXTENSIONS else ".png"
 
 
 def photo_id(label, source, digest):
     """A photo's file name in the gallery: its person's label, then a hash of its path and bytes."""
     key = hashlib.sha256((source + "\0" + digest).encode("utf-8")).hexdigest()[:12]
-    extension = os.path.splitext(source)[1].lower()
-    return "%05d-%s%s" % (label, key, extension if extension in CROP_WRITABLE else ".png")
+    return "%05d-%s%s" % (label, key, crop_extension(source))
 
 
 def place_photo(source, target):
@@ -105,7 +101,7 @@ def place_photo(source, target):
     pixels = load_rgb(source)  # a file that is no image fails here, named as the user knows it
     os.makedirs(os.path.dirname(target), exist_ok=True)
     tmp = target + ".tmp" + os.path.splitext(target)[1]
-    if os.path.splitext(source)[1].lower() not in CROP_WRITABLE:
+    if crop_extension(source) != os.path.splitext(source)[1].lower():
         save_rgb(tmp, pixels)
     else:
         try:

@@ -39,16 +39,14 @@ import numpy as np  # noqa: E402
 from services.align import detectors as detectors_mod  # noqa: E402
 from services.align import rules  # noqa: E402
 from shared.contract import resumable, validate  # noqa: E402
-from shared.faces.images import CROP_JPEG_QUALITY, load_rgb, save_rgb  # noqa: E402
+from shared.faces.images import CROP_JPEG_QUALITY, WRITABLE_EXTENSIONS, load_rgb, save_rgb  # noqa: E402
 from shared.faces.template import CROP_SIZES  # noqa: E402
 from shared.schema import (EXIT_BACKEND, EXIT_USAGE, ContractError, exit_with_code, hash_names,  # noqa: E402
                            require_images)
 from shared.storage import write_text  # noqa: E402
 
 ALIGN_VERSION = 1
-WRITABLE = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm")  # what shared.faces.images.save_rgb writes
-CSV_HEADER = "image,status,detector,sigma,score,faces," + ",".join(
-    "%s%d" % (axis, k) for k in range(1, 6) for axis in "xy")
+CSV_HEADER = "image,status,detector,sigma,score,faces," + rules.POINT_COLUMNS
 
 
 def build_parser():
@@ -75,11 +73,11 @@ def _check_args(args, names):
                             % (", ".join(unknown), ", ".join(sorted(CROP_SIZES))))
     if args.chunk_size < 1:
         raise ContractError(EXIT_USAGE, "--chunk-size must be >= 1")
-    unwritable = [n for n in names if os.path.splitext(n)[1].lower() not in WRITABLE]
+    unwritable = [n for n in names if os.path.splitext(n)[1].lower() not in WRITABLE_EXTENSIONS]
     if unwritable:
         raise ContractError(EXIT_USAGE, "cannot write crops named like '%s' (%d listed images): "
                             "crops keep the image's name and are written as %s"
-                            % (unwritable[0], len(unwritable), "/".join(WRITABLE)))
+                            % (unwritable[0], len(unwritable), "/".join(WRITABLE_EXTENSIONS)))
     require_images(args.images, names)
     return crops
 

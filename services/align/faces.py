@@ -37,8 +37,7 @@ from shared.storage import write_text  # noqa: E402
 
 FACES_VERSION = 1
 SPLIT = "faces"  # the crops' folder under each crop size, and the outputs' prefix
-CSV_HEADER = "photo,face,crop,detector,score,left,top,right,bottom," + ",".join(
-    "%s%d" % (axis, k) for k in range(1, 6) for axis in "xy")
+CSV_HEADER = "photo,face,crop,detector,score,left,top,right,bottom," + rules.POINT_COLUMNS
 
 
 def build_parser():

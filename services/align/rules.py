@@ -25,6 +25,9 @@ Face = collections.namedtuple("Face", "box score points")
 
 Found = collections.namedtuple("Found", "face detector sigma count")
 
+# The five landmarks as CSV columns, in Face.points order: x1,y1,...,x5,y5.
+POINT_COLUMNS = ",".join("%s%d" % (axis, k) for k in range(1, 6) for axis in "xy")
+
 
 def five_from_68(points68):
     """The original's 68 -> 5 landmark mapping."""

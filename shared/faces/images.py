@@ -11,6 +11,7 @@ from shared.storage import atomic_path
 
 CROP_JPEG_QUALITY = 98  # the aligned crops' JPEG quality (the original's), wherever they are written
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
+WRITABLE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm")  # what save_rgb writes
 
 
 class ImageError(ContractError):
