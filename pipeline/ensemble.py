@@ -7,8 +7,8 @@ import yaml
 from invoke import task
 
 from pipeline import arguments, context
-from pipeline.heads import head_models
-from shared.method.steps import PSEUDO_SOURCE
+from pipeline.heads import fold_columns, head_models, per_fold, pseudo_source
+from shared.method.steps import PSEUDO_SOURCE, folds_path
 from shared.storage import write_text
 
 
@@ -47,24 +47,23 @@ def _no_face_args(ctx):
 def _ensemble_stage(ctx, command, models, step, out, previous=None):
     """`ensemble pseudo|submit` on one step's heads, skipped while its inputs are unchanged."""
     inputs = [os.path.join(ctx.paths["heads"], m, step) for m in head_models(ctx, models)] + [ctx.paths["folds"]]
-    args = [command] + ensemble_args(ctx, models, step, out)
+    args, outputs = [command] + ensemble_args(ctx, models, step, out), [out]
     if previous:
         inputs.append(previous)
         args += ["--previous", previous]
+    fold_sets = command == "pseudo" and per_fold(ctx)
+    if fold_sets:  # each head's own set too, from each head's probabilities (and the set before's)
+        args.append("--per-fold")
+        outputs.append(folds_path(out))
+        inputs += [folds_path(previous)] if previous else []
     if step == "step4":  # the distance rule reads the embeddings
         inputs += [os.path.join(ctx.paths["embeddings"], m) for m in models]
     name = "%s/%s" % (command, os.path.splitext(os.path.basename(out))[0])
-    stage = ctx.stage(name, inputs, [out], dict(ensemble_params(ctx, models),
-                                                rules=json.dumps(ctx.config["rules"], sort_keys=True)))
+    stage = ctx.stage(name, inputs, outputs, dict(ensemble_params(ctx, models), rules=json.dumps(
+        ctx.config["rules"], sort_keys=True), **({"per_fold": True} if fold_sets else {})))
     if stage.needed():
         ctx.runner.run("head", "ensemble", args)
         stage.done()
-
-
-def pseudo_source(ctx):
-    """The profile's `pseudo_labels`: where the step-6 set comes from, heads (the original's
-    step-4 ensemble and rules) or prototypes (the prototypes' first guesses)."""
-    return ctx.choice("pseudo_labels", ("heads", "prototypes"))
 
 
 def pseudo_stage(ctx, models, target):
@@ -85,8 +84,13 @@ def prototypes_stage(ctx, models):
     out = os.path.join(paths["submissions"], "prototypes.csv")
     no_face = _no_face_args(ctx)
     pseudo = ["--pseudo", os.path.join(paths["pseudo"], "step6.csv")] if pseudo_source(ctx) == "prototypes" else []
+    outputs = [out] + pseudo[1:]
+    if pseudo and per_fold(ctx):  # each step-6 head's own set too, from the prototypes of the other folds
+        outputs.append(folds_path(pseudo[1]))
+        pseudo += ["--pseudo-columns", ",".join(fold_columns(ctx))]
     inputs = [os.path.join(paths["embeddings"], m) for m in models] + [paths["folds"]] + no_face[1:]
-    stage = ctx.stage("prototypes", inputs, [out] + pseudo[1:], {"models": ",".join(models), "pseudo": bool(pseudo)})
+    stage = ctx.stage("prototypes", inputs, outputs, dict({"models": ",".join(models), "pseudo": bool(pseudo)},
+                                                          **({"per_fold": True} if len(outputs) > 2 else {})))
     if stage.needed():
         ctx.runner.run("head", "prototypes", ["--models", ",".join(models), "--embeddings", paths["embeddings"],
                                               "--folds", paths["folds"], "--out", out] + no_face + pseudo)

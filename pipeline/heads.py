@@ -6,7 +6,7 @@ from invoke import task
 from pipeline import arguments, context
 from shared import hardware
 from shared.method.ensemble import ensemble_weights
-from shared.method.steps import PSEUDO_SOURCE, STEPS
+from shared.method.steps import FOLD_PROBS, PSEUDO_SOURCE, STEPS, folds_path
 
 
 def fold_columns(ctx):
@@ -33,6 +33,25 @@ def head_models(ctx, models, log=False):
     return [m for m in models if m not in skipped]
 
 
+def pseudo_source(ctx):
+    """The profile's `pseudo_labels`: where the step-6 set comes from, heads (the original's
+    step-4 ensemble and rules) or prototypes (the prototypes' first guesses)."""
+    return ctx.choice("pseudo_labels", ("heads", "prototypes"))
+
+
+def per_fold(ctx):
+    """The profile's `fold_pseudo_labels`: each step-6/7 head learns from its own pseudo-labels,
+    made by models that did not see its validation fold (services/head/fold_pseudo.py)."""
+    return ctx.flag("fold_pseudo_labels")
+
+
+def feeds_per_fold(ctx, step):
+    """Whether `step`'s heads keep each head's test probabilities: the next step's per-fold
+    pseudo-labels come from them (step 6's come from the prototypes where the profile says so)."""
+    return per_fold(ctx) and step in PSEUDO_SOURCE.values() and not (
+        step == PSEUDO_SOURCE["step6"] and pseudo_source(ctx) == "prototypes")
+
+
 def head_job(ctx, model, step):
     """(the stamped stage, the head service's `train` arguments) of `model`'s heads for `step`."""
     out = os.path.join(ctx.paths["heads"], model, step)
@@ -41,13 +60,16 @@ def head_job(ctx, model, step):
     args = ["--model", model, "--embeddings", embeddings, "--folds", ctx.paths["folds"], "--columns", columns,
             "--out", out, "--epochs", ctx.profile["epochs"], "--patience", ctx.profile["patience"],
             "--seed", ctx.seed, "--matmul", ctx.choice("train_matmul", hardware.MATMUL_CHOICES)]
-    inputs = [embeddings, ctx.paths["folds"]]
+    inputs, outputs = [embeddings, ctx.paths["folds"]], [os.path.join(out, "summary.json")]
     if step in PSEUDO_SOURCE:
         pseudo = os.path.join(ctx.paths["pseudo"], step + ".csv")
-        args += ["--pseudo", pseudo, "--unknown-class"]
+        pseudo = folds_path(pseudo) if per_fold(ctx) else pseudo
+        args += ["--pseudo-folds" if per_fold(ctx) else "--pseudo", pseudo, "--unknown-class"]
         inputs.append(pseudo)
-    stage = ctx.stage("heads/%s/%s" % (model, step), inputs, [os.path.join(out, "summary.json")],
-                      {"args": " ".join(str(a) for a in args)})
+    if feeds_per_fold(ctx, step):
+        args.append("--fold-probs")
+        outputs.append(os.path.join(out, FOLD_PROBS))
+    stage = ctx.stage("heads/%s/%s" % (model, step), inputs, outputs, {"args": " ".join(str(a) for a in args)})
     return stage, args
 
 

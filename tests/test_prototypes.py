@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import LFW, ROOT, require
-from services.head import baselines
-from services.head.arrays import load_split
-from services.head.prototypes import THRESHOLDS, best_five, fusions, rank
+from services.head import baselines, fold_pseudo
+from services.head.arrays import load_models, load_split
+from services.head.prototypes import THRESHOLDS, best_five, fold_first_guesses, fusions, rank
 from shared.method.ensemble import UNKNOWN
 from shared.method.folds import read_folds
 from shared.method.submission import read_submission
@@ -126,6 +126,39 @@ def test_images_without_a_face_rank_unknown_first_and_the_pseudo_labels_are_the_
     stats = json.load(open(str(tmp_path / "step6.json")))
     assert stats["no_face"] == 2 and stats["unknown"] == sum(row[0] == UNKNOWN for row in found.values()) >= 2
     assert stats["pseudo_known"] + stats["unknown"] == stats["test_images"] == len(names)
+
+
+def test_each_heads_pseudo_labels_come_from_the_prototypes_of_the_other_folds(workspace, tmp_path):
+    """--pseudo-columns: one step-6 set per head, the first guesses of the prototypes without its
+    validation fold. Scrambling fold 0's train rows (embeddings and labels) leaves head (rt0, 0)'s
+    set as it was and changes the others'."""
+    out, pseudo = str(tmp_path / "prototypes.csv"), str(tmp_path / "step6.csv")
+    run(LocalRunner().command("head", "prototypes", ["--models", ",".join(MODELS), "--out", out, "--pseudo", pseudo,
+                                                     "--embeddings", os.path.join(workspace, "embeddings"),
+                                                     "--folds", os.path.join(workspace, "folds.csv"),
+                                                     "--pseudo-columns", "rt0,rt1"]))
+    chosen = json.load(open(out[:-4] + ".json"))
+    images, labels, columns = read_folds(os.path.join(workspace, "folds.csv"))
+    train, test, names = load_models(os.path.join(workspace, "embeddings"), MODELS, images)
+    written = fold_pseudo.read_folds(str(tmp_path / "step6.folds.csv"), names)
+    assert sorted(written) == [(c, k) for c in ("rt0", "rt1") for k in range(5)]
+    no_face = np.zeros(len(names), bool)
+    sets = fold_first_guesses(train, labels, test, chosen, {"rt0": columns["rt0"]}, no_face)
+    for k in range(5):
+        rows, found = written[("rt0", k)]
+        assert rows.tolist() == list(range(len(names))) and found.tolist() == sets[("rt0", k)].tolist()
+    shared = np.array([int(r["label"]) for r in csv.DictReader(open(pseudo))])
+    assert any(sets[("rt0", k)].tolist() != shared.tolist() for k in range(5))
+    fold0 = np.flatnonzero(columns["rt0"] == 0)
+    rng = np.random.RandomState(0)
+    scrambled = dict((m, e.copy()) for m, e in train.items())
+    for m in scrambled:
+        scrambled[m][fold0] = rng.normal(size=(len(fold0), scrambled[m].shape[1]))
+    moved = labels.copy()
+    moved[fold0] = rng.permutation(labels[fold0])
+    again = fold_first_guesses(scrambled, moved, test, chosen, {"rt0": columns["rt0"]}, no_face)
+    assert again[("rt0", 0)].tolist() == sets[("rt0", 0)].tolist()
+    assert any(again[("rt0", k)].tolist() != sets[("rt0", k)].tolist() for k in range(1, 5))
 
 
 def test_missing_or_mismatched_embeddings_name_the_file(workspace, tmp_path):

@@ -9,13 +9,16 @@ import subprocess
 import sys
 import tempfile
 
+import numpy as np
 import pytest
+import yaml
 
 from conftest import ROOT, SETTINGS, tiny_people
 from pipeline.context import RunContext
-from pipeline.ensemble import pseudo_source
+from pipeline.heads import pseudo_source
 from pipeline.plan import final_submission
 from shared.method.submission import read_submission
+from shared.running.runner import LocalRunner
 
 INVOKE = os.path.join(os.path.dirname(sys.executable), "invoke")
 ALL = ["all", "--profile", "smoke", "--models", "model4_insightface"]
@@ -138,14 +141,19 @@ def test_the_report_opens_in_headless_chromium_without_console_errors(first_run,
     assert open(str(screenshot), "rb").read(8) == PNG
 
 
-def test_the_best_profile_fixes_orientation_and_makes_the_prototypes_submission_final(first_run, tmp_path):
-    """`best` on a copy of the smoke run: the pre-aligned crops pass the orientation detector and
-    are moved onto the template, the original's steps still run on the prototypes'
-    pseudo-labels, and final.csv is the prototypes submission, scored beside the ensemble and
-    the baselines."""
-    workspace = str(tmp_path / "best")
+@pytest.fixture(scope="module")
+def best_run(first_run, tmp_path_factory):
+    """`best` on a copy of the smoke run: (its workspace, its log)."""
+    workspace = str(tmp_path_factory.mktemp("best") / "best")
     shutil.copytree(first_run[0], workspace)
-    log = invoke("all", "--profile", "best", "--models", "model4_insightface", "--workspace", workspace)
+    return workspace, invoke("all", "--profile", "best", "--models", "model4_insightface", "--workspace", workspace)
+
+
+def test_the_best_profile_fixes_orientation_and_makes_the_prototypes_submission_final(best_run):
+    """`best`: the pre-aligned crops pass the orientation detector and are moved onto the
+    template, the original's steps still run on the prototypes' pseudo-labels, and final.csv is
+    the prototypes submission, scored beside the ensemble and the baselines."""
+    workspace, log = best_run
     assert re.search(r"orientation: test \d+ of \d+, train \d+ of \d+ turned upright", log), log[-2000:]
     assert os.path.isfile(os.path.join(workspace, "aligned", "orientation.csv"))
     # the LFW crops' 8 px offset is measured on the train crops and every crop moved by it
@@ -184,6 +192,48 @@ def test_the_best_profile_fixes_orientation_and_makes_the_prototypes_submission_
                                                                                           "step6.csv"))))
     assert pseudo == first
     assert json.load(open(os.path.join(workspace, "pseudo", "step6.json")))["source"] == "prototypes"
+
+
+def folds_file(path):
+    """{(column, fold): {image: label}} of a per-fold pseudo-label CSV."""
+    found = {}
+    for r in csv.DictReader(open(path)):
+        found.setdefault((r["column"], int(r["fold"])), {})[r["image"]] = int(r["label"])
+    return found
+
+
+def test_steps_6_and_7_validate_each_head_on_pseudo_labels_made_without_its_fold(first_run, best_run, tmp_path):
+    """The original's one pseudo-label set lets a head's validation see its own labels, and the
+    evaluation says so; under `best` each step-6/7 head learns from its own set, and the step-7
+    set of head (rt0, k) comes from the step-6 head (rt0, k) alone: changing another head's
+    test probabilities leaves it as it was."""
+    assert "\\* not honest" in open(os.path.join(first_run[0], "reports", "evaluation.md")).read()
+    workspace = best_run[0]
+    assert "not honest" not in open(os.path.join(workspace, "reports", "evaluation.md")).read()
+    pseudo = os.path.join(workspace, "pseudo")
+    for step in ("step6", "step7"):
+        sets = folds_file(os.path.join(pseudo, step + ".folds.csv"))  # a head with no confident row: absent
+        assert set(sets) <= set(("rt0", k) for k in range(5)) and len(sets) >= (5 if step == "step6" else 1)
+        summary = json.load(open(os.path.join(workspace, "heads", "model4_insightface", step, "summary.json")))
+        assert summary["pseudo_per_fold"] is True
+        assert [h["pseudo_rows"] for h in summary["heads"]] == [len(sets.get(("rt0", k), {})) for k in range(5)]
+    heads = str(tmp_path / "heads")
+    shutil.copytree(os.path.join(workspace, "heads"), heads)
+    probs_path = os.path.join(heads, "model4_insightface", "step6", "test_fold_probs.npz")
+    probs = dict(np.load(probs_path))
+    probs["rt0.1"] = np.zeros_like(probs["rt0.1"])
+    probs["rt0.1"][:, 0] = 1  # head (rt0, 1) now sure every test face is class 0
+    np.savez(probs_path, **probs)
+    rules = yaml.safe_load(open(os.path.join(ROOT, "invoke.yaml")))["rules"]
+    out = str(tmp_path / "step7.csv")
+    proc = subprocess.run(LocalRunner().command("head", "ensemble", [
+        "pseudo", "--models", "model4_insightface", "--heads", heads, "--embeddings", os.path.join(workspace, "embeddings"),
+        "--folds", os.path.join(workspace, "folds.csv"), "--step", "step6", "--out", out, "--rules", json.dumps(rules),
+        "--previous", os.path.join(pseudo, "step6.csv"), "--per-fold"]), cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    before, after = folds_file(os.path.join(pseudo, "step7.folds.csv")), folds_file(str(tmp_path / "step7.folds.csv"))
+    assert all(before.get(("rt0", k)) == after.get(("rt0", k)) for k in (0, 2, 3, 4))
+    assert before.get(("rt0", 1)) != after[("rt0", 1)] and set(after[("rt0", 1)].values()) <= {0, 1000}
 
 
 def test_the_ablation_runs_each_row_in_its_own_workspace_and_reuses_finished_rows(first_run, tmp_path):

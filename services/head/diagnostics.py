@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from services.head import prototypes
+from services.head.arrays import load_models
 from services.head.ensemble import _distance, _ensemble, _no_face, tuned_rules
 from shared.method.ensemble import UNKNOWN
 from shared.method.folds import read_folds
@@ -50,7 +51,7 @@ def prototypes_sweep(args, truth, names, distance, train_faces):
     chosen = read_json(path)
     weights = dict((m, w) for m, w in chosen["weights"].items() if w > 0)
     images, labels, _ = read_folds(args.folds)
-    train, test, order = prototypes.load_models(args.embeddings, sorted(weights), images)
+    train, test, order = load_models(args.embeddings, sorted(weights), images)
     similarity, classes, _ = prototypes.final_scores(train, labels, test, weights)
     position = dict((n, i) for i, n in enumerate(order))
     similarity, no_face = similarity[[position[n] for n in names]], _no_face(args.no_face, names)

@@ -2,6 +2,7 @@
 
     ensemble pseudo --models A,B --heads H --embeddings E --folds F --step step4 --out pseudo/step6.csv
                     --rules JSON [--no-face no_face_test.txt] [--previous pseudo/step6.csv] [--registry R]
+                    [--per-fold]
     ensemble submit --models A,B --heads H --embeddings E --folds F --step step7
                     --out submissions/step7.csv --rules JSON [--no-face FILE] [--registry R]
 
@@ -19,6 +20,7 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
 
 import numpy as np  # noqa: E402
 
+from services.head import fold_pseudo  # noqa: E402
 from services.head.arrays import load_split  # noqa: E402
 from shared.method.ensemble import (UNKNOWN, combine, confident_labels, distance_weights,  # noqa: E402
                                     ensemble_weights, keep_unknowns, min_distance, pseudo_labels)
@@ -72,9 +74,12 @@ def _ensemble(args, registry, models, step):
     return combine(_test_probs(args, sorted(weights), step), weights), class_ids[0]
 
 
-def _distance(args, registry, models, names):
+def _distance(args, registry, models, names, gallery=None):
+    """Each test row's distance rule value: its fused distance to the nearest train row (of the
+    `gallery` rows only, a boolean mask over folds.csv's, when given)."""
     weights = distance_weights(registry, models)
     images, _, _ = read_folds(args.folds)
+    images = [n for n, keep in zip(images, gallery) if keep] if gallery is not None else images
     train = dict((m, load_split(os.path.join(args.embeddings, m), "train", images)["embeddings"]) for m in weights)
     test = dict((m, load_split(os.path.join(args.embeddings, m), "test", names)["embeddings"]) for m in weights)
     log("distance weights: %s" % ", ".join("%s %.4f" % (m, w) for m, w in sorted(weights.items())))
@@ -127,6 +132,35 @@ def tuned_rules(args, registry, models, rules):
     return dict(rules, unknown_distance=found[0], unknown_probability=found[1])
 
 
+def fold_sets(args, registry, models, rules, names, no_face):
+    """{(column, fold): labels} of the next step's per-fold pseudo-labels (fold_pseudo.py): each
+    head's own test probabilities (its step's test_fold_probs.npz), ensembled over the models as
+    the step's are, under the same rules; step 4's distance rule measured to the train rows
+    outside that fold, step 6's unknowns kept from the per-fold set before."""
+    weights, _ = ensemble_weights(registry, models, args.step)
+    probs = dict((m, np.load(os.path.join(args.heads, m, args.step, fold_pseudo.FOLD_PROBS))) for m in weights)
+    class_ids = summary(args, sorted(weights)[0], args.step)["class_ids"]
+    previous = fold_pseudo.read_folds(fold_pseudo.folds_path(args.previous), names) if args.previous else {}
+    columns = read_folds(args.folds)[2]
+    sets = {}
+    for key in sorted(probs[sorted(weights)[0]].files):
+        column, fold = key.rsplit(".", 1)
+        fold_probs = combine(dict((m, probs[m][key].astype(np.float32)) for m in weights), weights)
+        if args.step == "step4":
+            distance = _distance(args, registry, models, names, gallery=columns[column] != int(fold))
+            labels = pseudo_labels(fold_probs, distance, rules, class_ids)
+        else:
+            labels = confident_labels(fold_probs, rules["step7_probability"], class_ids)
+            if args.previous:  # the head's own step-6 set, -1 where it labelled no row
+                rows, before = previous.get((column, int(fold)), (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+                earlier = np.full(len(names), -1, np.int64)
+                earlier[rows] = before
+                labels = keep_unknowns(labels, earlier)
+        labels[no_face] = UNKNOWN
+        sets[(column, int(fold))] = labels
+    return sets
+
+
 def cmd_pseudo(args, registry, models, rules):
     names = test_names(args, registry, models, args.step)
     probs, class_ids = _ensemble(args, registry, models, args.step)
@@ -142,6 +176,9 @@ def cmd_pseudo(args, registry, models, rules):
             labels = keep_unknowns(labels, _read_labels(args.previous, names))
     labels[no_face] = UNKNOWN
     write_labels(args.out, names, labels)
+    if args.per_fold:
+        fold_pseudo.write_folds(fold_pseudo.folds_path(args.out), names, fold_sets(args, registry, models, rules, names,
+                                                                                    no_face))
     stats = {"step": args.step, "test_images": len(names), "pseudo_known": int(np.sum((labels >= 0) & (labels != UNKNOWN))),
              "unknown": int(np.sum(labels == UNKNOWN)), "no_face": int(no_face.sum()), "rules": rules}
     if distance is not None:  # the report's histogram of the rules' distance
@@ -194,6 +231,8 @@ def run(prog, args, commands):
 def main(argv=None):
     found = parser("ensemble", __doc__.split("\n\n")[0], ["pseudo", "submit"])
     found.add_argument("--previous", help="the previous pseudo-label CSV, whose unknowns the next set keeps")
+    found.add_argument("--per-fold", action="store_true", help="also one set per head, from each head's own test "
+                       "probabilities (<out>.folds.csv; with --previous, its .folds.csv; fold_pseudo.py)")
     run("ensemble", found.parse_args(argv), {"pseudo": cmd_pseudo, "submit": cmd_submit})
 
 

@@ -80,7 +80,8 @@ def _model_rows(args, model, steps, names, truth, folds):
         head = summary(args, model, step)
         probs = np.load(os.path.join(args.heads, model, step, "test_probs.npy"))
         rows[step] = dict(scores(truth, top_k(probs, class_ids=head["class_ids"])), val_top1=head["val_top1"],
-                          mean_head_seconds=head["mean_head_seconds"])
+                          mean_head_seconds=head["mean_head_seconds"], val_sees_own_labels=bool(
+                              head.get("pseudo_rows") and not head.get("pseudo_per_fold")))
     train = load_split(os.path.join(args.embeddings, model), "train", images)["embeddings"]
     test = load_split(os.path.join(args.embeddings, model), "test", names)["embeddings"]
     similarity = test_similarity(train, labels, test)  # the two nearest-neighbour uses share it
@@ -142,15 +143,22 @@ def render(report, steps):
     def pct(value):
         return "%.4f" % value
 
+    def val(entry):  # fold_pseudo.py: a head whose test rows were labelled by models that saw its fold
+        return pct(entry["val_top1"]) + ("*" if entry.get("val_sees_own_labels") else "")
+
     lines = ["# Evaluation (%d test images, %d unknown)" % (report["test_images"], report["test_unknown"]), "",
              "Validation top-1 per model (out-of-fold, like the original's table) and test MAP@5:", "",
              "| model | " + " | ".join("val top-1 %s" % s for s in steps) + " | " +
              " | ".join("test MAP@5 %s" % s for s in steps) + " | mean head s |",
              "|---|" + "---|" * (2 * len(steps) + 1)]
     for model, entry in sorted(report["models"].items()):
-        lines.append("| %s | %s | %s | %s |" % (model, " | ".join(pct(entry[s]["val_top1"]) for s in steps),
+        lines.append("| %s | %s | %s | %s |" % (model, " | ".join(val(entry[s]) for s in steps),
                                                  " | ".join(pct(entry[s]["map5"]) for s in steps),
                                                  "%.1f" % entry[steps[-1]]["mean_head_seconds"]))
+    if any(e[s].get("val_sees_own_labels") for e in report["models"].values() for s in steps):
+        lines += ["", "\\* not honest: these heads learned from test rows labelled by models that saw their "
+                  "validation rows' labels (one pseudo-label set for every head, the original's; a profile's "
+                  "`fold_pseudo_labels: true` gives each head its own)."]
     lines += ["", "Test set, ensemble per step and peer baselines on the same embeddings:", "",
               "| system | MAP@5 | top-1 | unknown precision | unknown recall |", "|---|---|---|---|---|"]
     for s in report["systems"]:

@@ -26,7 +26,8 @@ sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
 
 import numpy as np  # noqa: E402
 
-from services.head.arrays import load_split  # noqa: E402
+from services.head import fold_pseudo  # noqa: E402
+from services.head.arrays import load_models  # noqa: E402
 from services.head.baselines import unknown_share, validation_folds, weighted_map5  # noqa: E402
 from services.head.ensemble import _no_face, log, write_labels  # noqa: E402
 from shared.method.ensemble import UNKNOWN, unit_rows  # noqa: E402
@@ -53,30 +54,6 @@ FOLD_COLUMN = "rt0"
 # The submission's name in <submissions>/ (prototypes.csv, its settings prototypes.json), where
 # the evaluation and its diagnostics look for it.
 SUBMISSION = "prototypes"
-
-
-def load_model(folder, images):
-    """(train rows in `images` order, test rows in sorted name order, those names); the embed
-    outputs' reader names the file when a split is missing or disagrees with its index."""
-    train = load_split(folder, "train", images)["embeddings"]
-    test = load_split(folder, "test")
-    order = sorted(range(len(test["names"])), key=test["names"].__getitem__)
-    if train.shape[1] != test["embeddings"].shape[1]:
-        raise ValueError("%s: train embeddings have %d columns, test %d" % (folder, train.shape[1],
-                                                                             test["embeddings"].shape[1]))
-    return {"train": train, "test": test["embeddings"][order], "test_names": [test["names"][i] for i in order]}
-
-
-def load_models(embeddings, models, images):
-    """({model: train rows}, {model: test rows}, test names) of every model under `embeddings`;
-    names the folder whose test split lists other images than the first model's."""
-    loaded = dict((m, load_model(os.path.join(embeddings, m), images)) for m in models)
-    names = loaded[models[0]]["test_names"]
-    for m in models[1:]:
-        if loaded[m]["test_names"] != names:
-            raise ValueError("%s: its test split lists other images than %s's (%d vs %d)"
-                             % (os.path.join(embeddings, m), models[0], len(loaded[m]["test_names"]), len(names)))
-    return dict((m, e["train"]) for m, e in loaded.items()), dict((m, e["test"]) for m, e in loaded.items()), names
 
 
 def fusions(models):
@@ -199,6 +176,20 @@ def choose(train, labels, folds, test):
     return max(candidates, key=lambda c: c["validation_map5"]), candidates
 
 
+def fold_first_guesses(train, labels, test, chosen, columns, no_face):
+    """{(column, fold): each test row's first guess} of the prototypes of the train rows outside
+    that fold, with `chosen`'s fusion and unknown score: the per-fold step-6 sets (fold_pseudo.py)."""
+    fused_train, fused_test = fuse(train, chosen["weights"]), fuse(test, chosen["weights"])
+    sets = {}
+    for column, folds in columns.items():
+        for fold in np.unique(folds):
+            gallery = folds != fold
+            classes, found, _ = prototypes(fused_train[gallery], labels[gallery], fused_test)
+            first = rank(*best_five(unit_rows(fused_test).dot(found.T), classes), threshold=chosen["threshold"])[:, 0]
+            sets[(column, int(fold))] = np.where(no_face, UNKNOWN, first)
+    return sets
+
+
 def cmd_prototypes(args):
     models = args.models.split(",")
     images, labels, columns = read_folds(args.folds)
@@ -217,6 +208,10 @@ def cmd_prototypes(args):
                                                                       chosen["threshold"]))
     if args.pseudo:
         write_pseudo(args.pseudo, names, ranked[:, 0], no_face)
+    if args.pseudo and args.pseudo_columns:
+        wanted = dict((c, columns[c]) for c in args.pseudo_columns.split(","))  # KeyError: exit 2, naming it
+        fold_pseudo.write_folds(fold_pseudo.folds_path(args.pseudo), names,
+                                fold_first_guesses(train, labels, test, chosen, wanted, no_face))
 
 
 def write_pseudo(path, names, labels, no_face):
@@ -235,6 +230,8 @@ def main(argv=None):
         found.add_argument(name, required=True)
     found.add_argument("--no-face", help="no_face_test.txt of the alignment step: unknown first for those")
     found.add_argument("--pseudo", help="also write this pseudo-label CSV: every test row's first guess")
+    found.add_argument("--pseudo-columns", help="with --pseudo, also one set per head of these fold columns, from "
+                       "the prototypes of the other folds (<pseudo>.folds.csv; fold_pseudo.py)")
     args = found.parse_args(argv)
     exit_with_code("prototypes", lambda: cmd_prototypes(args), usage_errors=(ValueError, IOError, OSError, KeyError))
 

@@ -1,21 +1,22 @@
 """Train one model's Keras heads for one step (4, 6 or 7) on its embeddings.
 
     train --model NAME --embeddings DIR --folds folds.csv --columns rt0,rt1 --out DIR
-          [--pseudo pseudo.csv --unknown-class] [--epochs E] [--patience P] [--seed S] [--no-merge]
-          [--one-at-a-time]
+          [--pseudo pseudo.csv | --pseudo-folds pseudo.folds.csv] [--unknown-class] [--fold-probs]
+          [--epochs E] [--patience P] [--seed S] [--no-merge] [--one-at-a-time]
 
 Each fold column gives 5 heads (train on 4 folds, validate on the fifth). A head is the
 original's Dense(width, uniform init) - ReLU - Dropout - Dense(C) - softmax, trained with
 Adam and an exp_range cyclical learning rate, one randomly drawn augmented embedding per
 sample per batch, early stopping on clean validation accuracy with the best weights kept.
-Pseudo-labelled test rows (steps 6/7) join every head's training part, never validation.
+Pseudo-labelled test rows (steps 6/7) join every head's training part, never validation: one
+set for every head (the original's), or with --pseudo-folds each head its own set, labelled by
+models that did not see its validation fold (fold_pseudo.py).
 A column's 5 heads train together as one batched graph (batched.py: the same math, each head
 its own data order, dropout, learning rate and early stopping); --one-at-a-time trains them
 one after another (model.py), the reference bench.heads compares with.
-Outputs in --out: val_probs.npy (out-of-fold probabilities of the train rows, averaged over
-columns), test_probs.npy (mean over heads x {original, flip}), summary.json (last, marks
-completion; each head's record keeps its per-epoch history). Finished columns are kept under
-.partial/ so an interrupted run resumes.
+Outputs in --out: val_probs.npy (out-of-fold train probabilities, mean over columns),
+test_probs.npy (mean over heads x {original, flip}; --fold-probs: each head's too), summary.json
+(last: completion; per head its epochs). .partial/ keeps finished columns: a rerun resumes.
 """
 import argparse
 import os
@@ -29,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from services.head.arrays import load_split, training_views, view_scheme  # noqa: E402
+from services.head import fold_pseudo  # noqa: E402
 from services.head.batched import Heads  # noqa: E402
 from services.head.model import Head  # noqa: E402
 from shared import hardware  # noqa: E402
@@ -53,6 +55,10 @@ def parse_args(argv=None):
                         help="add the 'unknown' class (label 1000) after the known ones (steps 6 and 7)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--pseudo", help="CSV image,label of test rows to add to training")
+    parser.add_argument("--pseudo-folds", help="CSV image,column,fold,label: each head's own pseudo-labels, "
+                        "instead of --pseudo's (fold_pseudo.py)")
+    parser.add_argument("--fold-probs", action="store_true",
+                        help="also write each head's test probabilities, for the next step's per-fold pseudo-labels")
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--patience", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
@@ -66,27 +72,12 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def _pseudo_rows(path, test_names):
-    import csv
-
-    position = dict((name, i) for i, name in enumerate(test_names))
-    rows, labels = [], []
-    with open(path) as f:
-        for record in csv.DictReader(f):
-            if record["image"] not in position:
-                raise ValueError("%s: '%s' is not a test image of these embeddings" % (path, record["image"]))
-            rows.append(position[record["image"]])
-            labels.append(int(record["label"]))
-    return np.array(rows, dtype=np.int64), np.array(labels, dtype=np.int64)
-
-
 def _fold_heads(args, column, folds, data):
     """The 5 heads of one fold column: seed, validation rows and fit data of each (model.Head.fit's)."""
     train, test, labels = data["train"], data["test"], data["labels"]
-    pseudo_rows, pseudo_labels = data["pseudo_rows"], data["pseudo_labels"]
-    if labels.max() >= args.classes or (len(pseudo_labels) and pseudo_labels.max() >= args.classes):
-        raise ValueError("labels go up to %d but the heads have %d classes" % (max(labels.max(), pseudo_labels.max()
-                                                                                if len(pseudo_labels) else 0), args.classes))
+    top = max([labels.max()] + [p.max() for _, p in data["pseudo"].values() if len(p)])
+    if top >= args.classes:
+        raise ValueError("labels go up to %d but the heads have %d classes" % (top, args.classes))
     scheme = view_scheme(train)
     if scheme != "plain" and scheme not in test:
         raise ValueError("the train split has '%s' embeddings but the test split has none: embed "
@@ -95,10 +86,11 @@ def _fold_heads(args, column, folds, data):
     heads = []
     for fold in range(FOLDS):
         fit_rows, val_rows = np.where(folds != fold)[0], np.where(folds == fold)[0]
+        pseudo_rows, pseudo_labels = data["pseudo"][(column, fold)]
         heads.append({"seed": stable_seed("head", args.seed, args.model, args.classes, column, fold), "val_rows": val_rows,
                       "pools": np.concatenate([train_pool[fit_rows], test_pool[pseudo_rows]]),
                       "labels": np.concatenate([labels[fit_rows], pseudo_labels]),
-                      "x_val": train["embeddings"][val_rows], "y_val": labels[val_rows]})
+                      "x_val": train["embeddings"][val_rows], "y_val": labels[val_rows], "pseudo_rows": len(pseudo_rows)})
     return heads
 
 
@@ -137,31 +129,35 @@ def train_column(args, settings, column, folds, data, log):
     test_sum = np.zeros((len(test["embeddings"]), args.classes), np.float64)
     progress = bar(FOLDS * args.epochs, "heads %s %s" % (args.model, column), unit="epoch")
     fit = fit_one_at_a_time if args.one_at_a_time else fit_together
-    records = []
+    records, fold_probs = [], {}
     for fold, (head, (val, test_probs, fitted, seconds)) in enumerate(zip(heads, fit(args, settings, heads, views,
                                                                                       progress))):
         best, best_epoch, epochs, history = fitted
         val_probs[head["val_rows"]] = val
         test_sum += test_probs
+        fold_probs["fold%d" % fold] = test_probs.astype(np.float16)
         record = {"column": column, "fold": fold, "val_top1": best, "best_epoch": best_epoch, "epochs": epochs,
-                  "train_rows": int(len(head["labels"])), "seconds": round(seconds, 2), "history": history}
+                  "train_rows": int(len(head["labels"])),
+                  "pseudo_rows": head["pseudo_rows"], "seconds": round(seconds, 2), "history": history}
         records.append(record)
         log("%s %s fold %d: val top-1 %.4f (best epoch %d of %d, %.1f s)"
             % (args.model, column, fold, best, best_epoch + 1, epochs, record["seconds"]))
     progress.close()
-    return val_probs, test_sum, records
+    return val_probs, test_sum, records, fold_probs
 
 
-def _inputs(args, images, labels, known):
-    """The embeddings and the pseudo-labelled test rows; the unknown label becomes column `known`."""
+def _inputs(args, images, labels, known, columns):
+    """The embeddings and each head's pseudo-labelled test rows, {(column, fold): (rows, labels)}:
+    --pseudo's one set for every head, or --pseudo-folds' own set per head; the unknown label
+    becomes column `known`."""
     train = load_split(args.embeddings, "train", images)
     test = load_split(args.embeddings, "test")
-    pseudo_rows, pseudo_labels = (_pseudo_rows(args.pseudo, test["names"]) if args.pseudo
-                                  else (np.zeros(0, np.int64), np.zeros(0, np.int64)))
-    if np.any(pseudo_labels == UNKNOWN) and not args.unknown_class:
-        raise ValueError("%s labels rows 'unknown' (%d): pass --unknown-class" % (args.pseudo, UNKNOWN))
-    pseudo_labels = np.where(pseudo_labels == UNKNOWN, known, pseudo_labels)
-    return {"train": train, "test": test, "labels": labels, "pseudo_rows": pseudo_rows, "pseudo_labels": pseudo_labels}
+    pseudo = fold_pseudo.head_sets(args.pseudo, args.pseudo_folds, test["names"], columns, range(FOLDS))
+    source = args.pseudo_folds or args.pseudo
+    if any(np.any(p == UNKNOWN) for _, p in pseudo.values()) and not args.unknown_class:
+        raise ValueError("%s labels rows 'unknown' (%d): pass --unknown-class" % (source, UNKNOWN))
+    pseudo = dict((k, (r, np.where(p == UNKNOWN, known, p))) for k, (r, p) in pseudo.items())
+    return {"train": train, "test": test, "labels": labels, "pseudo": pseudo}
 
 
 def matmul_choice(args, tf):
@@ -194,28 +190,30 @@ def run(args):
     # column is wasted on labels that never occur.
     class_ids = list(range(known)) + ([UNKNOWN] if args.unknown_class else [])
     args.classes = len(class_ids)
-    data = _inputs(args, images, labels, known)
-    test, pseudo_rows = data["test"], data["pseudo_rows"]
     wanted = args.columns.split(",")
     unknown = [c for c in wanted if c not in columns]
     if unknown:
         raise ValueError("%s has no column(s) %s" % (args.folds, ", ".join(unknown)))
+    data = _inputs(args, images, labels, known, wanted)
+    test = data["test"]
     partial = os.path.join(args.out, ".partial")
     os.makedirs(partial, exist_ok=True)  # column tasks may start side by side
 
     def log(message):
         print(message, flush=True)
 
-    records, val_sum, test_sum = [], 0, 0
+    records, val_sum, test_sum, fold_probs = [], 0, 0, {}
     for column in wanted:
         done = os.path.join(partial, column + ".npz")
         if not os.path.isfile(done):
-            val_probs, column_test, column_records = train_column(args, settings, column, columns[column], data, log)
-            save_npz(done, {"val": val_probs, "test": column_test})
+            val_probs, column_test, column_records, heads_test = train_column(args, settings, column, columns[column],
+                                                                              data, log)
+            save_npz(done, dict(heads_test, val=val_probs, test=column_test))
             write_json(os.path.join(partial, column + ".json"), column_records)
         saved = np.load(done)
         val_sum = val_sum + saved["val"].astype(np.float64)
         test_sum = test_sum + saved["test"]
+        fold_probs.update((fold_pseudo.key(column, f), saved["fold%d" % f]) for f in range(FOLDS))
         records += read_json(os.path.join(partial, column + ".json"))
     if args.no_merge:
         return
@@ -223,10 +221,13 @@ def run(args):
     test_probs = (test_sum / (FOLDS * len(wanted))).astype(np.float32)
     save_npy(os.path.join(args.out, "val_probs.npy"), val_probs)
     save_npy(os.path.join(args.out, "test_probs.npy"), test_probs)
+    if args.fold_probs:
+        save_npz(os.path.join(args.out, fold_pseudo.FOLD_PROBS), fold_probs)
     summary = {"model": args.model, "class_ids": class_ids, "columns": wanted, "heads": records,
                "val_top1": float(np.mean(val_probs.argmax(axis=1) == labels)),
                "mean_head_seconds": round(float(np.mean([r["seconds"] for r in records])), 2),
-               "pseudo_rows": int(len(pseudo_rows)), "settings": settings, "train_matmul": matmul,
+               "pseudo_rows": len(set(np.concatenate([r for r, _ in data["pseudo"].values()]).tolist())),
+               "pseudo_per_fold": bool(args.pseudo_folds), "settings": settings, "train_matmul": matmul,
                "heads_trained": "one at a time" if args.one_at_a_time else "together",
                "epochs": args.epochs, "patience": args.patience, "seed": args.seed,
                "train_images": images, "test_images": test["names"]}
