@@ -9,7 +9,7 @@ from invoke import task
 
 from pipeline import arguments, context
 from pipeline.common import progress
-from shared.storage import atomic_path, write_text
+from shared.storage import atomic_path, read_json, write_json, write_text
 
 
 def dataset_lists(dataset):
@@ -32,8 +32,9 @@ def crops_for(ctx, models=None):
 
 def orientation_stage(ctx, lists):
     """{split: names to turn upright}: the crops shared/faces/orientation.py finds upside down, fitted on
-    the train crops without labels, when the profile's orientation_fix is on, else none. The
-    scores go to aligned/orientation.csv; with the fix off a stale one is removed."""
+    the train crops without labels, and the align service's detector does not find upright as they
+    are (detector_vetoes), when the profile's orientation_fix is on, else none. The scores go to
+    aligned/orientation.csv; with the fix off a stale one is removed."""
     from shared.faces import orientation
 
     table = os.path.join(ctx.paths["aligned"], "orientation.csv")
@@ -41,22 +42,59 @@ def orientation_stage(ctx, lists):
         if os.path.isfile(table):
             os.remove(table)
         return {}
-    started, rows, flagged = time.time(), {}, {}
+    started, rows, scores = time.time(), {}, {}
     for split, names in sorted(lists.items()):
         rows[split] = orientation.features([os.path.join(ctx.paths["dataset"], split, n) for n in names])
     weights = orientation.fit(rows["train"])
+    for split, names in sorted(lists.items()):
+        scores[split] = orientation.upside_down(weights, rows[split])
+    vetoed = detector_vetoes(ctx, dict((split, [n for n, q in zip(lists[split], scores[split])
+                                                 if q > orientation.THRESHOLD]) for split in lists))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["split", "image", "p_upside_down", "rotated"])
+    writer.writerow(["split", "image", "p_upside_down", "detector_veto", "rotated"])
+    flagged = {}
     for split, names in sorted(lists.items()):
-        p = orientation.upside_down(weights, rows[split])
-        flagged[split] = [name for name, q in zip(names, p) if q > orientation.THRESHOLD]
-        writer.writerows([split, name, "%.6f" % q, int(q > orientation.THRESHOLD)] for name, q in zip(names, p))
+        asked = [q > orientation.THRESHOLD for q in scores[split]]
+        veto = [(split, name) in vetoed for name in names]
+        flagged[split] = [name for name, a, v in zip(names, asked, veto) if a and not v]
+        writer.writerows([split, name, "%.6f" % q, int(v), int(a and not v)]
+                         for name, q, a, v in zip(names, scores[split], asked, veto))
     write_text(table, out.getvalue())
-    print("orientation: %s turned upright (%.1f s)" % (", ".join(
-        "%s %d of %d" % (split, len(flagged[split]), len(lists[split])) for split in sorted(lists)),
-        time.time() - started))
+    print("orientation: %s turned upright, %d turn(s) withdrawn where the face detector finds the crop upright "
+          "(%.1f s)" % (", ".join("%s %d of %d" % (split, len(flagged[split]), len(lists[split])) for split in
+                                  sorted(lists)), len(vetoed), time.time() - started))
     return flagged
+
+
+def detector_vetoes(ctx, asked):
+    """{(split, name)} of the turns `asked` ({split: names}) that the align service's face detector
+    speaks against (orientation.detector_vetoes): each crop pasted on a canvas as it is and turned.
+    Kept in aligned/orientation_check.json, redone only when the asked crops change."""
+    from pipeline.align_template import detect_on_canvases
+    from shared.faces import orientation
+    from shared.faces.crops import load_template_crop
+
+    record = os.path.join(ctx.paths["aligned"], "orientation_check.json")
+    pairs = [(split, name) for split in sorted(asked) for name in asked[split]]
+    stage = ctx.stage("align/orientation-check", [os.path.join(ctx.paths["dataset"], s, n) for s, n in pairs],
+                      [record], {"asked": pairs})
+    if stage.needed():
+        crops, work = {}, os.path.join(ctx.paths["aligned"], "orientation-check")
+        shutil.rmtree(work, ignore_errors=True)  # an interrupted check's canvases
+        for index, (split, name) in enumerate(pairs):
+            crop = load_template_crop(os.path.join(ctx.paths["dataset"], split, name))
+            crops["%06d-found.png" % index], crops["%06d-turned.png" % index] = crop, crop[::-1, ::-1].copy()
+        faces, scores = detect_on_canvases(ctx, crops, work, "check") if crops else ({}, {})
+        checked = []
+        for index, (split, name) in enumerate(pairs):
+            sides = ["%06d-found.png" % index, "%06d-turned.png" % index]
+            checked.append({"split": split, "image": name, "scores (as found, turned)": [scores[k] for k in sides],
+                            "veto": bool(orientation.detector_vetoes(*[(faces[k][2], scores[k]) for k in sides]))})
+        write_json(record, checked)
+        shutil.rmtree(work, ignore_errors=True)
+        stage.done()
+    return set((r["split"], r["image"]) for r in read_json(record) if r["veto"])
 
 
 def prealigned_stage(ctx, crops):

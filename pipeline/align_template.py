@@ -24,20 +24,27 @@ def _sample(ctx, names):
     return sorted(rng.choice(names, min(SAMPLE, len(names)), replace=False).tolist())
 
 
+def detect_on_canvases(ctx, crops, work, split):
+    """({name: read_faces' entry}, {name: detection score}) of the align service on each 112x112
+    crop of `crops` ({name: RGB}), pasted in the middle of a canvas (crop pixels: subtract MARGIN)."""
+    canvases = os.path.join(work, "canvases")
+    place = np.array([[1.0, 0.0, MARGIN], [0.0, 1.0, MARGIN]])
+    for name, crop in sorted(crops.items()):
+        save_rgb(os.path.join(canvases, name), known_faces.paste(crop, place))
+    listing = os.path.join(work, split + ".txt")
+    write_text(listing, "".join(n + "\n" for n in sorted(crops)))
+    ctx.runner.run("align", "align", ["--images", canvases, "--list", listing, "--out", work, "--split", split,
+                                      "--crops", "112x112", "--weights-root", ctx.weights_root])
+    faces = os.path.join(work, split + "_faces.csv")
+    return known_faces.read_faces(faces), known_faces.read_scores(faces)
+
+
 def _measure(ctx, sample, work):
     """The 5 landmarks (crop pixels) the align service finds on each sampled crop it finds a face in."""
     from shared.faces.crops import load_template_crop
 
-    canvases = os.path.join(work, "canvases")
-    place = np.array([[1.0, 0.0, MARGIN], [0.0, 1.0, MARGIN]])
-    for name in sample:
-        crop = load_template_crop(os.path.join(ctx.paths["dataset"], "train", name))
-        save_rgb(os.path.join(canvases, name), known_faces.paste(crop, place))
-    listing = os.path.join(work, "sample.txt")
-    write_text(listing, "".join(n + "\n" for n in sample))
-    ctx.runner.run("align", "align", ["--images", canvases, "--list", listing, "--out", work, "--split", "sample",
-                                      "--crops", "112x112", "--weights-root", ctx.weights_root])
-    faces = known_faces.read_faces(os.path.join(work, "sample_faces.csv"))
+    crops = dict((name, load_template_crop(os.path.join(ctx.paths["dataset"], "train", name))) for name in sample)
+    faces, _ = detect_on_canvases(ctx, crops, work, "sample")
     return [faces[n][2] - MARGIN for n in sample if faces[n][2] is not None]
 
 

@@ -47,6 +47,17 @@ def test_the_newton_fit_reaches_the_penalised_minimum():
     assert np.abs(design.T.dot(p - y) + penalty * weights).max() < 1e-6  # zero gradient: the minimum
 
 
+def test_the_face_detector_vetoes_a_turn_only_where_it_finds_the_crop_upright():
+    upright = np.array([[38.0, 52], [74, 52], [56, 72], [42, 92], [70, 92]])  # eyes above the mouth
+    down = 112 - upright  # the same landmarks on the face turned a half turn
+    assert orientation.eyes_above_mouth(upright) and not orientation.eyes_above_mouth(down)
+    assert orientation.detector_vetoes((upright, 0.99), (None, 0.0))  # upright as found, no face turned
+    assert orientation.detector_vetoes((upright, 0.99), (upright, 0.90))  # both upright: the more confident
+    assert not orientation.detector_vetoes((upright, 0.90), (upright, 0.99))
+    assert not orientation.detector_vetoes((down, 0.99), (upright, 0.60))  # upside down as found: turn
+    assert not orientation.detector_vetoes((None, 0.0), (None, 0.0))  # no face either way: the turn stands
+
+
 def test_rotating_the_features_is_featurising_the_rotated_crop():
     crop = load_rgb(lfw_crops(2)[0])
     direct = orientation.crop_features(crop[::-1, ::-1])
@@ -124,7 +135,12 @@ def test_the_align_stage_turns_flagged_crops_upright_and_back(workspace, capsys)
     for row in rows:  # exactly the flagged crops are re-encoded; the others stay byte copies
         source = (root / "dataset" / row["split"] / row["image"]).read_bytes()
         crop = (root / "aligned" / "112x112" / row["split"] / row["image"]).read_bytes()
-        assert (crop != source) == (row["rotated"] == "1") == (float(row["p_upside_down"]) > 0.5), row
+        asked = float(row["p_upside_down"]) > 0.5
+        assert (crop != source) == (row["rotated"] == "1") == (asked and row["detector_veto"] == "0"), row
+        assert row["detector_veto"] == "0" or (asked and row["image"] not in turned[row["split"]]), row
+    # the face detector withdraws only turns of upright crops, so the turns are more often right
+    asked = sum(float(r["p_upside_down"]) > 0.5 for r in rows)
+    assert found / len([r for r in rows if r["rotated"] == "1"]) >= found / asked
     fixed_fingerprint = embed_fingerprint(root)
     name = sorted(set(flagged["test"]) & set(turned["test"]))[0]
     upright = load_rgb(lfw_crops(400)[int(name[:3])])

@@ -89,6 +89,15 @@ def read_faces(path):
     return found
 
 
+def read_scores(path):
+    """{image: detection score (0.0 where no face was found)} from an align S_faces.csv."""
+    import csv
+    import io
+
+    with io.open(path, encoding="utf-8") as f:
+        return dict((r["image"], float(r["score"]) if r["status"] != "none" else 0.0) for r in csv.DictReader(f))
+
+
 def cosines(a, b):
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)

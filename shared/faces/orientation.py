@@ -93,3 +93,19 @@ def fit(train_rows):
 def upside_down(weights, rows):
     """p(upside down) of each feature row."""
     return _sigmoid(rows.dot(weights[:-1]) + weights[-1])
+
+
+def eyes_above_mouth(points):
+    """Whether 5 landmarks (eyes, nose, mouth corners; image rows grow downward) are an upright face's."""
+    return points is not None and points[:2, 1].mean() < points[3:, 1].mean()
+
+
+def detector_vetoes(as_found, turned):
+    """Whether the align service's face detector speaks against a turn this linear detector asks
+    for: it finds an upright face (eyes above the mouth) in the crop as found, and none as
+    confident in the crop turned. Each argument: (5x2 landmarks or None, detection score). Where
+    the detector finds no upright face either way, the turn stands. The linear model errs on
+    upright faces with p(upside down) of 0.5-0.8 (34 of 553 turns on four benchmark draws,
+    docs/accuracy.md), and a turned upright face embeds as junk that matches the other junk."""
+    (found_points, found_score), (turned_points, turned_score) = as_found, turned
+    return eyes_above_mouth(found_points) and (not eyes_above_mouth(turned_points) or found_score > turned_score)
