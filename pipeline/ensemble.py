@@ -84,13 +84,13 @@ def prototypes_stage(ctx, models):
     out = os.path.join(paths["submissions"], "prototypes.csv")
     no_face = _no_face_args(ctx)
     pseudo = ["--pseudo", os.path.join(paths["pseudo"], "step6.csv")] if pseudo_source(ctx) == "prototypes" else []
-    outputs = [out] + pseudo[1:]
-    if pseudo and per_fold(ctx):  # each step-6 head's own set too, from the prototypes of the other folds
+    outputs, fold_sets = [out] + pseudo[1:], bool(pseudo) and per_fold(ctx)
+    if fold_sets:  # each step-6 head's own set too, from the prototypes of the other folds
         outputs.append(folds_path(pseudo[1]))
         pseudo += ["--pseudo-columns", ",".join(fold_columns(ctx))]
     inputs = [os.path.join(paths["embeddings"], m) for m in models] + [paths["folds"]] + no_face[1:]
     stage = ctx.stage("prototypes", inputs, outputs, dict({"models": ",".join(models), "pseudo": bool(pseudo)},
-                                                          **({"per_fold": True} if len(outputs) > 2 else {})))
+                                                          **({"per_fold": True} if fold_sets else {})))
     if stage.needed():
         ctx.runner.run("head", "prototypes", ["--models", ",".join(models), "--embeddings", paths["embeddings"],
                                               "--folds", paths["folds"], "--out", out] + no_face + pseudo)

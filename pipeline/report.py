@@ -82,6 +82,7 @@ def evaluation_section(ev, figures):
         return html.section("Evaluation", html.note("No evaluation: the dataset has no test_truth.csv."))
     steps = [s for s in STEPS if any(s in entry for entry in ev["models"].values())]
     body = html.note("%d test images, %d of them unknown (label %d)." % (ev["test_images"], ev["test_unknown"], UNKNOWN))
+
     def val(entry):  # heads whose test rows models that saw their validation rows labelled
         return html.text("%.4f*" % entry["val_top1"]) if entry.get("val_sees_own_labels") else entry["val_top1"]
 

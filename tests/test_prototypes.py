@@ -144,9 +144,8 @@ def test_each_heads_pseudo_labels_come_from_the_prototypes_of_the_other_folds(wo
     assert sorted(written) == [(c, k) for c in ("rt0", "rt1") for k in range(5)]
     no_face = np.zeros(len(names), bool)
     sets = fold_first_guesses(train, labels, test, chosen, {"rt0": columns["rt0"]}, no_face)
-    for k in range(5):
-        rows, found = written[("rt0", k)]
-        assert rows.tolist() == list(range(len(names))) and found.tolist() == sets[("rt0", k)].tolist()
+    for k in range(5):  # every test row labelled, as the CLI's sets are the function's
+        assert written[("rt0", k)].tolist() == sets[("rt0", k)].tolist() and (sets[("rt0", k)] >= 0).all()
     shared = np.array([int(r["label"]) for r in csv.DictReader(open(pseudo))])
     assert any(sets[("rt0", k)].tolist() != shared.tolist() for k in range(5))
     fold0 = np.flatnonzero(columns["rt0"] == 0)

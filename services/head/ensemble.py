@@ -10,7 +10,6 @@
 rules (thresholds) come from invoke.yaml `rules`, their one home; the tasks pass them as JSON.
 """
 import argparse
-import csv
 import io
 import json
 import os
@@ -29,7 +28,7 @@ from shared.method.metrics import map_at_5, top_k  # noqa: E402
 from shared.method.submission import fill_top5, write_submission  # noqa: E402
 from shared.models import registry as registry_mod  # noqa: E402
 from shared.schema import exit_with_code  # noqa: E402
-from shared.storage import read_json, write_json, write_text  # noqa: E402
+from shared.storage import read_json, write_json  # noqa: E402
 
 RULES = ("pseudo_distance", "pseudo_probability", "unknown_distance", "unknown_probability", "tune_unknown",
          "step7_probability", "svm_unknown_score")
@@ -86,19 +85,6 @@ def _distance(args, registry, models, names, gallery=None):
     return min_distance(test, train, weights)
 
 
-def _read_labels(path, names):
-    """Labels per test row from a pseudo-label CSV (-1 for rows it does not list)."""
-    with io.open(path, encoding="utf-8") as f:
-        listed = dict((r["image"], int(r["label"])) for r in csv.DictReader(f))
-    return np.array([listed.get(n, -1) for n in names], dtype=np.int64)
-
-
-def write_labels(path, names, labels):
-    """A pseudo-label CSV: image,label of every row with a label (>= 0)."""
-    lines = ["image,label"] + ["%s,%d" % (n, l) for n, l in zip(names, labels) if l >= 0]
-    write_text(path, "\n".join(lines) + "\n")
-
-
 def tuned_rules(args, registry, models, rules):
     """The rules with the unknown thresholds tuned on the validation folds (rule.tune_unknown):
     train rows of fold column rt0 whose identity is absent from the other folds play the
@@ -151,11 +137,8 @@ def fold_sets(args, registry, models, rules, names, no_face):
             labels = pseudo_labels(fold_probs, distance, rules, class_ids)
         else:
             labels = confident_labels(fold_probs, rules["step7_probability"], class_ids)
-            if args.previous:  # the head's own step-6 set, -1 where it labelled no row
-                rows, before = previous.get((column, int(fold)), (np.zeros(0, np.int64), np.zeros(0, np.int64)))
-                earlier = np.full(len(names), -1, np.int64)
-                earlier[rows] = before
-                labels = keep_unknowns(labels, earlier)
+            if args.previous:  # the head's own step-6 set (a head it lists no row for: none)
+                labels = keep_unknowns(labels, previous.get((column, int(fold)), np.full(len(names), -1, np.int64)))
         labels[no_face] = UNKNOWN
         sets[(column, int(fold))] = labels
     return sets
@@ -173,9 +156,9 @@ def cmd_pseudo(args, registry, models, rules):
     else:
         labels = confident_labels(probs, rules["step7_probability"], class_ids)
         if args.previous:
-            labels = keep_unknowns(labels, _read_labels(args.previous, names))
+            labels = keep_unknowns(labels, fold_pseudo.read_labels(args.previous, names))
     labels[no_face] = UNKNOWN
-    write_labels(args.out, names, labels)
+    fold_pseudo.write_labels(args.out, names, labels)
     if args.per_fold:
         fold_pseudo.write_folds(fold_pseudo.folds_path(args.out), names, fold_sets(args, registry, models, rules, names,
                                                                                     no_face))

@@ -25,31 +25,39 @@ def key(column, fold):
     return "%s.%d" % (column, fold)
 
 
-def _test_row(path, position, image):
-    if image not in position:
-        raise ValueError("%s: '%s' is not a test image of these embeddings" % (path, image))
-    return position[image]
-
-
-def read_rows(path, test_names):
-    """(test rows, labels) of a shared pseudo-label CSV (image,label)."""
+def _records(path, test_names):
+    """(each record of a pseudo-label CSV, the test row its image is); names the file and an
+    image that is not one of `test_names`."""
     position = dict((name, i) for i, name in enumerate(test_names))
     with io.open(path, encoding="utf-8") as f:
-        records = list(csv.DictReader(f))
-    return (np.array([_test_row(path, position, r["image"]) for r in records], dtype=np.int64),
-            np.array([int(r["label"]) for r in records], dtype=np.int64))
+        for record in csv.DictReader(f):
+            if record["image"] not in position:
+                raise ValueError("%s: '%s' is not a test image of these embeddings" % (path, record["image"]))
+            yield record, position[record["image"]]
+
+
+def read_labels(path, test_names):
+    """A label per test row from a shared pseudo-label CSV (image,label); -1 where it has none."""
+    labels = np.full(len(test_names), -1, np.int64)
+    for record, row in _records(path, test_names):
+        labels[row] = int(record["label"])
+    return labels
+
+
+def write_labels(path, names, labels):
+    """A shared pseudo-label CSV: image,label of every row with a label (>= 0)."""
+    lines = ["image,label"] + ["%s,%d" % (n, l) for n, l in zip(names, labels) if l >= 0]
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def read_folds(path, test_names):
-    """{(column, fold): (test rows, labels)} of a per-fold pseudo-label CSV (image,column,fold,label)."""
-    position = dict((name, i) for i, name in enumerate(test_names))
+    """{(column, fold): a label per test row, -1 where it has none} of a per-fold pseudo-label
+    CSV (image,column,fold,label)."""
     found = {}
-    with io.open(path, encoding="utf-8") as f:
-        for record in csv.DictReader(f):
-            rows, labels = found.setdefault((record["column"], int(record["fold"])), ([], []))
-            rows.append(_test_row(path, position, record["image"]))
-            labels.append(int(record["label"]))
-    return dict((k, (np.array(r, dtype=np.int64), np.array(l, dtype=np.int64))) for k, (r, l) in found.items())
+    for record, row in _records(path, test_names):
+        labels = found.setdefault((record["column"], int(record["fold"])), np.full(len(test_names), -1, np.int64))
+        labels[row] = int(record["label"])
+    return found
 
 
 def write_folds(path, names, sets):
@@ -65,12 +73,14 @@ def head_sets(shared, per_fold, test_names, columns, folds):
     per-fold CSV's own set of each head (one it lists no row for learns from no test row), else
     the shared CSV's one set for all, else none. Names the per-fold file when it has no set for
     a fold column at all."""
-    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    none = np.full(len(test_names), -1, np.int64)
     if not per_fold:
-        one = read_rows(shared, test_names) if shared else empty
-        return dict(((c, f), one) for c in columns for f in folds)
-    found = read_folds(per_fold, test_names)
-    for column in columns:
-        if not any(c == column for c, _ in found):
-            raise ValueError("%s has no pseudo-labels for fold column %s" % (per_fold, column))
-    return dict(((c, f), found.get((c, f), empty)) for c in columns for f in folds)
+        one = read_labels(shared, test_names) if shared else none
+        found = dict(((c, f), one) for c in columns for f in folds)
+    else:
+        found = read_folds(per_fold, test_names)
+        for column in columns:
+            if not any(c == column for c, _ in found):
+                raise ValueError("%s has no pseudo-labels for fold column %s" % (per_fold, column))
+    labelled = [(head, found.get(head, none)) for head in ((c, f) for c in columns for f in folds)]
+    return dict((head, (np.flatnonzero(labels >= 0), labels[labels >= 0])) for head, labels in labelled)

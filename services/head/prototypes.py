@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from services.head import fold_pseudo  # noqa: E402
 from services.head.arrays import load_models  # noqa: E402
 from services.head.baselines import unknown_share, validation_folds, weighted_map5  # noqa: E402
-from services.head.ensemble import _no_face, log, write_labels  # noqa: E402
+from services.head.ensemble import _no_face, log  # noqa: E402
 from shared.method.ensemble import UNKNOWN, unit_rows  # noqa: E402
 from shared.method.folds import read_folds  # noqa: E402
 from shared.method.metrics import reciprocal_ranks, top_columns  # noqa: E402
@@ -216,7 +216,7 @@ def cmd_prototypes(args):
 
 def write_pseudo(path, names, labels, no_face):
     """The pseudo-label set of every row's first guess, and beside it <path>.json: its counts."""
-    write_labels(path, names, labels)
+    fold_pseudo.write_labels(path, names, labels)
     stats = {"source": SUBMISSION, "test_images": len(names), "pseudo_known": int(np.sum(labels != UNKNOWN)),
              "unknown": int(np.sum(labels == UNKNOWN)), "no_face": int(no_face.sum())}
     write_json(os.path.splitext(path)[0] + ".json", stats)
