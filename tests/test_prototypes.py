@@ -15,7 +15,8 @@ import pytest
 from conftest import LFW, ROOT, require
 from services.head import baselines, fold_pseudo
 from services.head.arrays import load_models, load_split
-from services.head.prototypes import THRESHOLDS, best_five, fold_first_guesses, fusions, rank
+from services.head.prototypes import (FOLD_COLUMNS, THRESHOLDS, best_five, fold_first_guesses, fuse, fusions, rank,
+                                      threshold_figures, validation)
 from shared.method.ensemble import UNKNOWN
 from shared.method.folds import read_folds
 from shared.method.submission import read_submission
@@ -100,6 +101,31 @@ def test_validation_figure_at_least_the_nearest_neighbour_baselines(workspace):
     baseline = max(nn_validation(workspace, m) for m in MODELS)
     print("prototypes validation MAP@5 %.4f, best nearest-neighbour baseline %.4f" % (chosen["validation_map5"], baseline))
     assert chosen["validation_map5"] >= baseline - 1e-9
+
+
+def test_settings_are_chosen_on_the_folds_of_every_fold_column_pooled(workspace, tmp_path):
+    """The chosen figure is that of the five fold columns' 25 folds together (not rt0's five), and
+    a folds.csv without one of those columns is refused, naming the file and the column."""
+    chosen = json.load(open(os.path.join(workspace, "submissions", "prototypes.json")))
+    assert chosen["fold_columns"] == list(FOLD_COLUMNS) == ["rt%d" % c for c in range(5)]
+    images, labels, columns = read_folds(os.path.join(workspace, "folds.csv"))
+    train, test, _ = load_models(os.path.join(workspace, "embeddings"), MODELS, images)
+    fused_train, fused_test = fuse(train, chosen["weights"]), fuse(test, chosen["weights"])
+
+    def figure(names):
+        parts = [p for c in names for p in validation(fused_train, labels, columns[c], fused_test)]
+        return max(f["validation_map5"] for f in threshold_figures(parts, chosen["estimated_unknown_share"]))
+
+    assert figure(FOLD_COLUMNS) == pytest.approx(chosen["validation_map5"], abs=2e-6)
+    assert figure(FOLD_COLUMNS[:1]) != pytest.approx(chosen["validation_map5"], abs=2e-6)
+    fewer = str(tmp_path / "folds.csv")
+    with open(os.path.join(workspace, "folds.csv")) as f, open(fewer, "w") as out:
+        for line in f:
+            out.write(",".join(line.rstrip("\n").split(",")[:6]) + "\n")  # image, label, rt0..rt3
+    found = run(LocalRunner().command("head", "prototypes", ["--models", ",".join(MODELS), "--folds", fewer,
+                                                             "--embeddings", os.path.join(workspace, "embeddings"),
+                                                             "--out", str(tmp_path / "p.csv")]), expect=2)
+    assert fewer in found and "rt4" in found and not os.path.exists(str(tmp_path / "p.csv"))
 
 
 def test_unknown_is_inserted_where_its_score_falls():

@@ -5,6 +5,9 @@ from shared.method.ensemble import UNKNOWN, unit_rows
 from shared.method.metrics import reciprocal_ranks, scores, top_columns
 from shared.method.submission import fill_top5
 
+# The fold column whose folds choose the baselines' thresholds (the prototypes pool more: their
+# FOLD_COLUMNS).
+FOLD_COLUMN = "rt0"
 NN_THRESHOLDS = np.linspace(-0.2, 0.9, 111)  # cosine similarity: "unknown" below it
 # An estimated unknown share under this (it shows as 0.000) while the folds hold unknowns: EM
 # found no unknowns in the test, so the threshold was chosen as if there were none.

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 from services.head.arrays import load_split  # noqa: E402
 from services.head import diagnostics, fused_baseline, prototypes  # noqa: E402
-from services.head.baselines import (collapsed_note, linear_svm, nearest_neighbour,  # noqa: E402
+from services.head.baselines import (FOLD_COLUMN, collapsed_note, linear_svm, nearest_neighbour,  # noqa: E402
                                      nearest_neighbour_sweep, test_similarity)
 from services.head.ensemble import log, parser, run, summary, test_names  # noqa: E402
 from shared.method.ensemble import UNKNOWN  # noqa: E402
@@ -85,7 +85,7 @@ def _model_rows(args, model, steps, names, truth, folds):
     train = load_split(os.path.join(args.embeddings, model), "train", images)["embeddings"]
     test = load_split(os.path.join(args.embeddings, model), "test", names)["embeddings"]
     similarity = test_similarity(train, labels, test)  # the two nearest-neighbour uses share it
-    nn_ranked, nn_settings = nearest_neighbour(train, labels, test, columns["rt0"], similarity)
+    nn_ranked, nn_settings = nearest_neighbour(train, labels, test, columns[FOLD_COLUMN], similarity)
     sweep = nearest_neighbour_sweep(train, labels, test, truth, nn_settings["threshold"], similarity)
     return rows, {"nearest_neighbour": dict(scores(truth, nn_ranked), **nn_settings)}, sweep
 

@@ -10,7 +10,7 @@ import os
 
 from services.head import prototypes
 from services.head.arrays import load_split
-from services.head.baselines import (collapsed_note, nearest_neighbour, nearest_neighbour_upper_bound,
+from services.head.baselines import (FOLD_COLUMN, collapsed_note, nearest_neighbour, nearest_neighbour_upper_bound,
                                      test_similarity)
 from shared.method.metrics import scores
 from shared.storage import read_json
@@ -45,7 +45,7 @@ def rows(embeddings, submissions, models, names, truth, folds):
     test = dict((m, load_split(os.path.join(embeddings, m), "test", names)["embeddings"]) for m in weights)
     fused_train, fused_test = prototypes.fuse(train, weights), prototypes.fuse(test, weights)
     similarity = test_similarity(fused_train, labels, fused_test)
-    ranked, settings = nearest_neighbour(fused_train, labels, fused_test, columns[prototypes.FOLD_COLUMN], similarity)
+    ranked, settings = nearest_neighbour(fused_train, labels, fused_test, columns[FOLD_COLUMN], similarity)
     return {"weights": weights, "weights_from": source, "nearest_neighbour": dict(scores(truth, ranked), **settings),
             "upper_bound": nearest_neighbour_upper_bound(similarity, truth)}
 
