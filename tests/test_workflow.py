@@ -17,6 +17,7 @@ from conftest import ROOT, SETTINGS, tiny_people
 from pipeline.context import RunContext
 from pipeline.heads import pseudo_source
 from pipeline.plan import final_submission
+from services.head import diagnostics
 from shared.method.submission import read_submission
 from shared.running.runner import LocalRunner
 
@@ -186,7 +187,9 @@ def test_the_best_profile_fixes_orientation_and_makes_the_prototypes_submission_
     errors = sweep["worst_errors"]
     assert sorted(sweep["best_score"]["images"]) == sorted(truth)  # the histogram's scores: one per test face
     assert all(-1 <= v <= 1 for v in sweep["best_score"]["values"])
-    assert errors and all(first[e["image"]] == e["guess"] != e["truth"] == truth[e["image"]] for e in errors)
+    wrong = [n for n in names if first[n] != truth[n]]  # none at all is possible: the draw is small
+    assert len(errors) == min(len(wrong), diagnostics.WORST)
+    assert all(first[e["image"]] == e["guess"] != e["truth"] == truth[e["image"]] for e in errors)
     # steps 6 and 7 learn from the prototypes' first guesses (pseudo_labels: prototypes)
     pseudo = dict((r["image"], int(r["label"])) for r in csv.DictReader(open(os.path.join(workspace, "pseudo",
                                                                                           "step6.csv"))))
