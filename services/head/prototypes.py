@@ -53,7 +53,7 @@ THRESHOLDS = np.round(np.arange(0.0, 0.9, 0.01), 2)
 # that every train row is a probe five times. With rt0 alone, on the reduced benchmark (372 train
 # images) four fusions tied at the best validation MAP@5 and the first in the grid's order won;
 # the chosen fusion moved as columns were added up to the fourth, then stayed the same through
-# ten. On the default draw one, three and five columns chose the same. About 100 s more there.
+# ten. On the default draw one, three and five columns chose the same. About 50 s more there.
 FOLD_COLUMNS = ("rt0", "rt1", "rt2", "rt3", "rt4")
 # The submission's name in <submissions>/ (prototypes.csv, its settings prototypes.json), where
 # the evaluation and its diagnostics look for it.
@@ -102,12 +102,17 @@ def rank(top, top_scores, threshold):
     return ranked if width == 5 else np.array([fill_top5(row) for row in ranked])
 
 
+def prototype_scores(gallery, labels, queries, pool=None):
+    """((Q, K) cosines of `queries` to the prototypes of `gallery`, the K class ids, how many
+    `pool` rows (default: the queries) joined a prototype in the transductive round)."""
+    classes, found, joined = prototypes(gallery, labels, queries if pool is None else pool)
+    return unit_rows(queries).dot(found.T), classes, joined
+
+
 def final_scores(train, labels, test, weights):
     """((N, K) fused cosines of the test rows to the prototypes of fusion `weights`, the K class
     ids, how many test rows joined a prototype)."""
-    fused_test = fuse(test, weights)
-    classes, found, joined = prototypes(fuse(train, weights), labels, fused_test)
-    return unit_rows(fused_test).dot(found.T), classes, joined
+    return prototype_scores(fuse(train, weights), labels, fuse(test, weights))
 
 
 def unknown_first_without_face(ranked, no_face):
@@ -121,8 +126,7 @@ def validation(train, labels, folds, test):
     """Per fold: the probes' best_five against the other folds' prototypes (pool: probes + test)
     and their truth (baselines.validation_folds)."""
     def score(gallery, gallery_labels, probes):
-        classes, found, _ = prototypes(gallery, gallery_labels, np.concatenate([probes, test]))
-        return unit_rows(probes).dot(found.T), classes
+        return prototype_scores(gallery, gallery_labels, probes, np.concatenate([probes, test]))[:2]
 
     return [best_five(s, c) + (truth,) for s, c, truth in validation_folds(train, labels, folds, score)]
 
@@ -169,7 +173,8 @@ def choose(train, labels, columns, test):
     for weights in fusions(sorted(train)):
         fused_train, fused_test = fuse(train, weights), fuse(test, weights)
         parts = [part for folds in columns for part in validation(fused_train, labels, folds, fused_test)]
-        found.append((weights, parts, estimated_share(parts, final_scores(train, labels, test, weights)[0].max(axis=1))))
+        test_best = prototype_scores(fused_train, labels, fused_test)[0].max(axis=1)
+        found.append((weights, parts, estimated_share(parts, test_best)))
     share = float(np.median([own for _, _, own in found]))
     candidates = []
     for weights, parts, own in found:
@@ -190,8 +195,8 @@ def fold_first_guesses(train, labels, test, chosen, columns, no_face):
     for column, folds in columns.items():
         for fold in np.unique(folds):
             gallery = folds != fold
-            classes, found, _ = prototypes(fused_train[gallery], labels[gallery], fused_test)
-            first = rank(*best_five(unit_rows(fused_test).dot(found.T), classes), threshold=chosen["threshold"])[:, 0]
+            scores, classes, _ = prototype_scores(fused_train[gallery], labels[gallery], fused_test)
+            first = rank(*best_five(scores, classes), threshold=chosen["threshold"])[:, 0]
             sets[(column, int(fold))] = np.where(no_face, UNKNOWN, first)
     return sets
 
