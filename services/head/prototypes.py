@@ -155,12 +155,8 @@ def threshold_figures(parts, share):
 
 def choose_threshold(parts, share):
     """The unknown score with the best validation MAP@5 (threshold_figures); the first (lowest)
-    of equals. Returns its figures."""
-    found = None
-    for figures in threshold_figures(parts, share):
-        if found is None or figures["validation_map5"] > found["validation_map5"]:
-            found = figures
-    return found
+    of equals (max keeps the first). Returns its figures."""
+    return max(threshold_figures(parts, share), key=lambda figures: figures["validation_map5"])
 
 
 def choose(train, labels, columns, test):
