@@ -84,14 +84,17 @@ def open_set_parts(train, labels, folds, groups):
 def choose_threshold(parts):
     """The unknown score with the best validation MAP@5: the middle of the first run of equal
     best scores (where known and unknown faces separate cleanly, the middle of the gap leaves
-    both sides room), or DEFAULT_THRESHOLD where the folds hold no stranger."""
+    both sides room), or DEFAULT_THRESHOLD where the folds hold no stranger. Where they hold no
+    known face (every person enrolled from one photo), the run's top is the end of THRESHOLDS,
+    not a measurement, so its lowest score is taken: just above every stranger's best score."""
     if not parts or not any((truth == UNKNOWN).any() for _, _, truth in parts):
         return {"threshold": DEFAULT_THRESHOLD, "validation_map5": None, "default": True}
     figures = method.threshold_figures(parts, UNKNOWN_SHARE)
     values = [f["validation_map5"] for f in figures]
     best = [i for i, v in enumerate(values) if v == max(values)]
     plateau = [i for i in best if i - best[0] == best.index(i)]  # the first run of equal best scores
-    return figures[plateau[len(plateau) // 2]]
+    known_seen = any((truth != UNKNOWN).any() for _, _, truth in parts)
+    return figures[plateau[len(plateau) // 2] if known_seen else plateau[0]]
 
 
 def cmd_choose(args):
