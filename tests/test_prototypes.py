@@ -15,8 +15,8 @@ import pytest
 from conftest import LFW, ROOT, require
 from services.head import baselines, fold_pseudo
 from services.head.arrays import load_models, load_split
-from services.head.prototypes import (FOLD_COLUMNS, THRESHOLDS, best_five, fold_first_guesses, fuse, fusions, rank,
-                                      threshold_figures, validation)
+from services.head.prototypes import (FOLD_COLUMNS, THRESHOLDS, best_five, choose_threshold, fold_first_guesses, fuse,
+                                      fusions, rank, validation)
 from shared.method.ensemble import UNKNOWN
 from shared.method.folds import read_folds
 from shared.method.submission import read_submission
@@ -114,7 +114,7 @@ def test_settings_are_chosen_on_the_folds_of_every_fold_column_pooled(workspace,
 
     def figure(names):
         parts = [p for c in names for p in validation(fused_train, labels, columns[c], fused_test)]
-        return max(f["validation_map5"] for f in threshold_figures(parts, chosen["estimated_unknown_share"]))
+        return choose_threshold(parts, chosen["estimated_unknown_share"])["validation_map5"]
 
     assert figure(FOLD_COLUMNS) == pytest.approx(chosen["validation_map5"], abs=2e-6)
     assert figure(FOLD_COLUMNS[:1]) != pytest.approx(chosen["validation_map5"], abs=2e-6)
